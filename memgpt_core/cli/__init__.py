@@ -1,0 +1,56 @@
+"""The ``memgpt`` command line. Each command lives in its own light module; heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import click
+
+from memgpt_core.errors import MemGPTError
+
+# name -> "module:attribute"; imported when click asks for the command, so `memgpt --help` stays instant.
+BUILTIN_COMMANDS = {
+    "plugins": "memgpt_core.cli.plugins_cmd:plugins",
+    "run": "memgpt_core.cli.run_cmd:run",
+}
+
+
+class MemGPTGroup(click.Group):
+    """A click group whose built-in commands load lazily and whose errors are sentences, not tracebacks."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not MemGPTGroup._plugins_added:
+            MemGPTGroup._plugins_added = True
+            from memgpt_core import plugins
+
+            plugins.add_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return sorted(set(BUILTIN_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in BUILTIN_COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            module, _, attr = BUILTIN_COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        if cmd_name not in self.commands:
+            self._add_plugin_commands()
+        return self.commands.get(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MemGPTError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=MemGPTGroup)
+@click.version_option(package_name="memgpt-core", prog_name="memgpt")
+def cli() -> None:
+    """MemGPT agents on local LLMs, through backend, wrapper and grammar plugins."""
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,71 @@
+"""``memgpt plugins``: list what is installed (broken plugins included), and install or remove plugins with pip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+
+
+@click.group()
+def plugins() -> None:
+    """List, install and uninstall memgpt plugins."""
+
+
+@plugins.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="One sorted JSON list of objects, for scripts.")
+@click.option("--all", "include_builtins", is_flag=True, help="Include the plugins built into memgpt-core.")
+def list_plugins(as_json: bool, include_builtins: bool) -> None:
+    """Show installed plugins: distribution, version, status, and what each registers."""
+    from memgpt_core import plugins as host
+
+    found = host.get_plugins(include_builtins=include_builtins)
+    if as_json:
+        click.echo(json.dumps([p.as_json() for p in found], indent=2))
+        return
+    if not found:
+        click.echo("No plugins installed. Install one with: memgpt plugins install memgpt-backend-llamacpp")
+        return
+    rows = [("distribution", "version", "status", "registers")]
+    for p in found:
+        parts = []
+        for label, names in (
+            ("backends", p.backends),
+            ("wrappers", p.wrappers),
+            ("grammars", p.grammars),
+            ("commands", p.commands),
+        ):
+            if names:
+                parts.append(f"{label}: {', '.join(sorted(names))}")
+        registers = "; ".join(parts) if not p.error else p.error
+        rows.append((p.name, p.version or "built-in", p.status, registers or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+
+
+@plugins.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages if they are installed.")
+@click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode.")
+def install(names: tuple[str, ...], upgrade: bool, editable: bool) -> None:
+    """Install plugins with pip, into the Python environment memgpt runs in."""
+    args = [sys.executable, "-m", "pip", "install"]
+    if upgrade:
+        args.append("--upgrade")
+    for name in names:
+        args.extend(["-e", name] if editable else [name])
+    raise SystemExit(subprocess.call(args))
+
+
+@plugins.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(names: tuple[str, ...], yes: bool) -> None:
+    """Uninstall plugins with pip, from the Python environment memgpt runs in."""
+    args = [sys.executable, "-m", "pip", "uninstall", *names]
+    if yes:
+        args.append("-y")
+    raise SystemExit(subprocess.call(args))

@@ -1,0 +1,106 @@
+"""Every error memgpt raises on purpose: each says what happened, where, and what to do next."""
+
+from __future__ import annotations
+
+
+class MemGPTError(Exception):
+    """Base class. ``str(err)`` is the sentence for the person at the keyboard, with the fix on its own line."""
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}\n  fix: {self.fix}"
+        return self.message
+
+
+class ConfigError(MemGPTError):
+    """A setting (flag, variable or config file) is wrong, for example a malformed endpoint URL."""
+
+
+class PluginError(MemGPTError):
+    """A plugin could not be loaded, or registered something it should not have."""
+
+
+class DuplicateNameError(PluginError):
+    """Two distributions registered the same backend, wrapper or grammar name."""
+
+
+class NotInstalledError(PluginError):
+    """Someone asked for a backend, wrapper or grammar by a name that no installed plugin registers."""
+
+
+class NotImplementedPluginError(PluginError):
+    """The plugin is installed and registered, but its implementation is not written yet."""
+
+
+class BackendError(MemGPTError):
+    """A backend could not complete a request. ``url`` is the endpoint it talked to (never with a secret in it)."""
+
+    def __init__(self, message: str, *, url: str | None = None, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.url = url
+
+
+class BackendUnavailableError(BackendError):
+    """Nothing answered at the URL: the server is not running, or the host or port is wrong."""
+
+
+class BackendTimeoutError(BackendError):
+    """The server accepted the request but did not answer in time."""
+
+
+class BackendLoadingError(BackendError):
+    """The server is up but still loading its model."""
+
+
+class BackendHTTPError(BackendError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(
+        self, message: str, *, url: str | None = None, fix: str | None = None, status: int = 0, body: str = ""
+    ) -> None:
+        super().__init__(message, url=url, fix=fix)
+        self.status = status
+        self.body = body
+
+
+class BackendResponseError(BackendError):
+    """The server answered 200 with something that is not what its API promises (an HTML page, bad JSON)."""
+
+
+class EmptyCompletionError(BackendError):
+    """The server returned no text at all."""
+
+
+class ContextOverflowError(BackendError):
+    """The prompt does not fit in the server's context window. The agent answers this by summarising."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        fix: str | None = None,
+        prompt_tokens: int | None = None,
+        context_window: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, fix=fix)
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+
+
+class ParseError(MemGPTError):
+    """The model's output could not be read as a function call. Carries the raw text and the reason."""
+
+    def __init__(self, reason: str, raw: str, *, fix: str | None = None) -> None:
+        super().__init__(f"could not read the model's output as a function call: {reason}", fix=fix)
+        self.reason = reason
+        self.raw = raw
+
+
+class AgentInUseError(MemGPTError):
+    """Another process has the agent open."""

@@ -1,0 +1,307 @@
+"""Plugin loading and the typed façade over it: the only module that touches ``pm.hook``.
+
+Entry points (group ``memgpt``) are loaded one at a time. A plugin that fails to import, fails to register, or
+registers a name another distribution owns is recorded with its error and left out; every command keeps working.
+``MEMGPT_LOAD_PLUGINS`` picks which distributions load (comma-separated, empty for none) and
+``MEMGPT_STRICT_PLUGINS=1`` re-raises load errors, for plugin authors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from memgpt_core import hookspecs
+from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError
+
+if TYPE_CHECKING:
+    import click
+
+    from memgpt_core.backend import Backend
+    from memgpt_core.grammar import GrammarProvider
+    from memgpt_core.wrapper import ChatCompletionWrapper
+
+ENTRY_POINT_GROUP = "memgpt"
+CORE_DISTRIBUTION = "memgpt-core"
+DEFAULT_PLUGINS = ("memgpt_core.default_plugins.grammars",)
+KINDS = ("backends", "wrappers", "grammars")
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or broken) plugin: where it came from and what it registered."""
+
+    name: str
+    """The distribution name, or the module name for a built-in."""
+    version: str | None = None
+    module: str = ""
+    builtin: bool = False
+    hooks: list[str] = field(default_factory=list)
+    backends: list[str] = field(default_factory=list)
+    wrappers: list[str] = field(default_factory=list)
+    grammars: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "broken" if self.error else "ok"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hooks": sorted(self.hooks),
+            "backends": sorted(self.backends),
+            "wrappers": sorted(self.wrappers),
+            "grammars": sorted(self.grammars),
+            "commands": sorted(self.commands),
+            "error": self.error,
+        }
+
+
+@dataclass
+class _Registered:
+    obj: Any
+    plugin: PluginInfo
+
+
+class _Host:
+    """Loads plugins once per process and collects each kind of registration the first time it is asked for."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("memgpt")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self._by_module: dict[int, PluginInfo] = {}
+        self._registered: dict[str, dict[str, _Registered]] = {}
+        self._load()
+
+    # -- loading -----------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        import importlib
+
+        for module_name in DEFAULT_PLUGINS:
+            info = PluginInfo(name=module_name, module=module_name, builtin=True)
+            self._add(info, lambda m=module_name: importlib.import_module(m))
+
+        selected = _selected_distributions()
+        for ep in _entry_points():
+            dist = ep.dist
+            dist_name = dist.name if dist is not None else ep.name
+            if selected is not None and _canonical(dist_name) not in selected:
+                continue
+            info = PluginInfo(name=dist_name, version=dist.version if dist is not None else None, module=ep.value)
+            if dist_name in self.plugins:  # one distribution with two entry points: keep them apart in the listing
+                info.name = f"{dist_name} ({ep.name})"
+            self._add(info, ep.load)
+
+    def _add(self, info: PluginInfo, load: Callable[[], ModuleType]) -> None:
+        self.plugins[info.name] = info
+        try:
+            module = load()
+            self.pm.register(module, name=info.name)
+        except Exception as exc:
+            self._broken(info, exc, "could not be loaded")
+            return
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(module)
+            self._broken(info, exc, "implements a hook that does not exist")
+            return
+        info.hooks = sorted(impl.name for impl in self._impls_of(module))
+        self._by_module[id(module)] = info
+
+    def _impls_of(self, module: ModuleType) -> list[Any]:
+        return list(self.pm.get_hookcallers(module) or [])
+
+    def _broken(self, info: PluginInfo, exc: BaseException, what: str) -> None:
+        info.error = _one_line(exc)
+        if _strict():
+            raise PluginError(f"plugin {info.name} {what}: {info.error}") from exc
+
+    # -- collecting registrations -------------------------------------------------------------------------------
+
+    def registered(self, kind: str) -> dict[str, _Registered]:
+        if kind not in self._registered:
+            self._registered[kind] = self._collect(kind)
+        return self._registered[kind]
+
+    def _collect(self, kind: str) -> dict[str, _Registered]:
+        found: dict[str, _Registered] = {}
+        hook = getattr(self.pm.hook, f"register_{kind}")
+        # Each implementation is called on its own so that one failing plugin cannot hide the others.
+        for impl in reversed(hook.get_hookimpls()):  # pluggy lists last-registered first; keep load order
+            info = self._by_module.get(id(impl.plugin))
+            if info is None or info.error:
+                continue
+            names: list[str] = []
+            _pending: dict[str, _Registered] = {}
+
+            def register(
+                obj: Any, *, name: str | None = None, aliases: tuple[str, ...] = (), _info=info, _names=names
+            ) -> None:
+                primary = name or getattr(obj, "name", None)
+                if not isinstance(primary, str) or not primary:
+                    raise PluginError(
+                        f"plugin {_info.name} registered {obj!r} without a name",
+                        fix="set a `name` class attribute or pass register(..., name='...')",
+                    )
+                for each in (primary, *aliases):
+                    owner = found.get(each) or _pending.get(each)
+                    if owner is not None:
+                        raise DuplicateNameError(
+                            f"{kind[:-1]} name {each!r} is registered by both {owner.plugin.name} and {_info.name}",
+                            fix=f"uninstall one of them (memgpt plugins uninstall {_info.name})",
+                        )
+                    _pending[each] = _Registered(obj, _info)
+                    _names.append(each)
+
+            try:
+                impl.function(register)
+            except Exception as exc:
+                self._broken(info, exc, f"failed in register_{kind}")
+                continue
+            found.update(_pending)
+            getattr(info, kind).extend(names)
+        return found
+
+    def commands(self, cli: click.Group) -> None:
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            info = self._by_module.get(id(impl.plugin))
+            if info is None or info.error:
+                continue
+            before = set(cli.commands)
+            try:
+                impl.function(cli)
+            except Exception as exc:
+                self._broken(info, exc, "failed in register_commands")
+                continue
+            info.commands.extend(sorted(set(cli.commands) - before))
+
+
+_host: _Host | None = None
+
+
+def _get_host() -> _Host:
+    global _host
+    if _host is None:
+        _host = _Host()
+    return _host
+
+
+def reset() -> None:
+    """Forget everything loaded, so the next call loads plugins again (tests, and after ``plugins install``)."""
+    global _host
+    _host = None
+
+
+# -- the typed façade ----------------------------------------------------------------------------------------------
+
+
+def get_plugins(*, include_builtins: bool = False) -> list[PluginInfo]:
+    """Every plugin found, broken ones included, sorted by name, with what each registered."""
+    host = _get_host()
+    for kind in KINDS:
+        host.registered(kind)
+    return sorted(
+        (p for p in host.plugins.values() if include_builtins or not p.builtin),
+        key=lambda p: (p.builtin, p.name.lower()),
+    )
+
+
+def get_backends() -> dict[str, type[Backend]]:
+    """Registered backend classes by name (aliases included)."""
+    return {name: reg.obj for name, reg in sorted(_get_host().registered("backends").items())}
+
+
+def get_wrappers() -> dict[str, type[ChatCompletionWrapper]]:
+    """Registered wrapper classes by name (aliases included)."""
+    return {name: reg.obj for name, reg in sorted(_get_host().registered("wrappers").items())}
+
+
+def get_grammars() -> dict[str, type[GrammarProvider]]:
+    """Registered grammar-provider classes by name (aliases included)."""
+    return {name: reg.obj for name, reg in sorted(_get_host().registered("grammars").items())}
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as ``name``; instantiate it with the endpoint."""
+    return _lookup("backends", "backend", name)
+
+
+def get_wrapper(name: str) -> ChatCompletionWrapper:
+    """A ready instance of the wrapper registered as ``name``."""
+    return _lookup("wrappers", "wrapper", name)()
+
+
+_grammar_instances: dict[str, GrammarProvider] = {}
+
+
+def get_grammar(name: str) -> GrammarProvider:
+    """The grammar provider registered as ``name``. One shared instance per name, so its cache is shared too."""
+    cls = _lookup("grammars", "grammar provider", name)
+    instance = _grammar_instances.get(name)
+    if instance is None or type(instance) is not cls:
+        instance = _grammar_instances[name] = cls()
+    return instance
+
+
+def plugin_of(kind: str, name: str) -> str:
+    """The distribution that registered ``name`` (kind is backends, wrappers or grammars)."""
+    return _get_host().registered(kind)[name].plugin.name
+
+
+def add_commands(cli: click.Group) -> None:
+    """Let every plugin add its commands to the command line."""
+    _get_host().commands(cli)
+
+
+def _lookup(kind: str, label: str, name: str) -> Any:
+    table = _get_host().registered(kind)
+    if name in table:
+        return table[name].obj
+    installed = ", ".join(sorted(table)) or "none"
+    broken = [p.name for p in _get_host().plugins.values() if p.error]
+    fix = f"installed {kind}: {installed}"
+    if broken:
+        fix += f"; broken plugins (see `memgpt plugins list`): {', '.join(sorted(broken))}"
+    raise NotInstalledError(f"no {label} named {name!r} is installed", fix=fix)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _entry_points() -> list[Any]:
+    from importlib_metadata import entry_points
+
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
+
+
+def _selected_distributions() -> set[str] | None:
+    raw = os.environ.get("MEMGPT_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {_canonical(part) for part in raw.split(",") if part.strip()}
+
+
+def _strict() -> bool:
+    return os.environ.get("MEMGPT_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
