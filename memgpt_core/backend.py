@@ -93,8 +93,8 @@ class Backend(abc.ABC):
         """The name of the loaded model, if the server says."""
         return None
 
-    def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
-        """Block until the server can serve completions (for example while it loads its model)."""
+    def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:  # noqa: B027
+        """Block until the server can serve completions (for example while it loads its model). Optional."""
 
     @classmethod
     def start_embedded(

@@ -81,7 +81,8 @@ def request_json(
     body = response.text
     if response.status_code >= 400:
         raise BackendHTTPError(
-            f"the {backend} server at {url} answered {response.status_code} {response.reason}: {_snippet(body, api_key)}",
+            f"the {backend} server at {url} answered {response.status_code} {response.reason}: "
+            f"{_snippet(body, api_key)}",
             url=url,
             fix=_http_fix(response.status_code, backend),
             status=response.status_code,

@@ -143,35 +143,14 @@ class _Host:
             info = self._by_module.get(id(impl.plugin))
             if info is None or info.error:
                 continue
-            names: list[str] = []
-            _pending: dict[str, _Registered] = {}
-
-            def register(
-                obj: Any, *, name: str | None = None, aliases: tuple[str, ...] = (), _info=info, _names=names
-            ) -> None:
-                primary = name or getattr(obj, "name", None)
-                if not isinstance(primary, str) or not primary:
-                    raise PluginError(
-                        f"plugin {_info.name} registered {obj!r} without a name",
-                        fix="set a `name` class attribute or pass register(..., name='...')",
-                    )
-                for each in (primary, *aliases):
-                    owner = found.get(each) or _pending.get(each)
-                    if owner is not None:
-                        raise DuplicateNameError(
-                            f"{kind[:-1]} name {each!r} is registered by both {owner.plugin.name} and {_info.name}",
-                            fix=f"uninstall one of them (memgpt plugins uninstall {_info.name})",
-                        )
-                    _pending[each] = _Registered(obj, _info)
-                    _names.append(each)
-
+            pending: dict[str, _Registered] = {}
             try:
-                impl.function(register)
+                impl.function(_Registrar(kind, info, found, pending))
             except Exception as exc:
                 self._broken(info, exc, f"failed in register_{kind}")
                 continue
-            found.update(_pending)
-            getattr(info, kind).extend(names)
+            found.update(pending)
+            getattr(info, kind).extend(pending)
         return found
 
     def commands(self, cli: click.Group) -> None:
@@ -186,6 +165,32 @@ class _Host:
                 self._broken(info, exc, "failed in register_commands")
                 continue
             info.commands.extend(sorted(set(cli.commands) - before))
+
+
+@dataclass
+class _Registrar:
+    """The ``register`` callable a hook receives: it records names, and refuses one already taken."""
+
+    kind: str
+    plugin: PluginInfo
+    found: dict[str, _Registered]
+    pending: dict[str, _Registered]
+
+    def __call__(self, obj: Any, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
+        primary = name or getattr(obj, "name", None)
+        if not isinstance(primary, str) or not primary:
+            raise PluginError(
+                f"plugin {self.plugin.name} registered {obj!r} without a name",
+                fix="set a `name` class attribute or pass register(..., name='...')",
+            )
+        for each in (primary, *aliases):
+            owner = self.found.get(each) or self.pending.get(each)
+            if owner is not None:
+                raise DuplicateNameError(
+                    f"{self.kind[:-1]} name {each!r} is registered by both {owner.plugin.name} and {self.plugin.name}",
+                    fix=f"uninstall one of them (memgpt plugins uninstall {self.plugin.name})",
+                )
+            self.pending[each] = _Registered(obj, self.plugin)
 
 
 _host: _Host | None = None
