@@ -8,8 +8,11 @@ from memgpt_core.errors import MemGPTError
 
 # name -> "module:attribute"; imported when click asks for the command, so `memgpt --help` stays instant.
 BUILTIN_COMMANDS = {
+    "agents": "memgpt_core.cli.agents_cmd:agents",
+    "doctor": "memgpt_core.cli.doctor_cmd:doctor",
     "plugins": "memgpt_core.cli.plugins_cmd:plugins",
     "run": "memgpt_core.cli.run_cmd:run",
+    "send": "memgpt_core.cli.send_cmd:send",
 }
 
 
