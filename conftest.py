@@ -18,9 +18,10 @@ import pytest
 
 URL_ENV = "MEMGPT_TEST_LLAMA_URL"
 SKIP_ENV = "MEMGPT_SKIP_SERVER_TESTS"
-# The same shape as the development server: 8192 tokens shared by 4 slots, so each request can use 2048 and up to
-# four tests (or agents) keep their own prompt cache.
-SESSION_CTX_SIZE = 8192
+# The same shape as the development server: 32768 tokens shared by 4 slots, so each request can use 8192 (a MemGPT
+# prompt needs a few thousand) and up to four tests (or agents) keep their own prompt cache. SmolLM2-135M's KV cache
+# for all of it is under 1 GB.
+SESSION_CTX_SIZE = 32768
 SESSION_SLOTS = 4
 
 
