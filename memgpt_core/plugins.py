@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from memgpt_core import hookspecs
-from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError
+from memgpt_core.errors import DuplicateNameError, MemGPTError, NotInstalledError, PluginError
 
 if TYPE_CHECKING:
     import click
@@ -81,6 +81,8 @@ class _Host:
         self.plugins: dict[str, PluginInfo] = {}
         self._by_module: dict[int, PluginInfo] = {}
         self._registered: dict[str, dict[str, _Registered]] = {}
+        self._commands: dict[str, click.Command] | None = None
+        self._command_owner: dict[str, PluginInfo] = {}
         self._load()
 
     # -- loading -----------------------------------------------------------------------------------------------
@@ -107,8 +109,11 @@ class _Host:
         self.plugins[info.name] = info
         try:
             module = load()
+            if self.pm.is_registered(module):  # a second entry point naming a module already loaded: one plugin
+                del self.plugins[info.name]
+                return
             self.pm.register(module, name=info.name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit too: a plugin calling sys.exit() must not end memgpt
             self._broken(info, exc, "could not be loaded")
             return
         try:
@@ -124,9 +129,16 @@ class _Host:
         return list(self.pm.get_hookcallers(module) or [])
 
     def _broken(self, info: PluginInfo, exc: BaseException, what: str) -> None:
-        info.error = _one_line(exc)
+        """Record a plugin as broken and withdraw everything it registered, so a half-loaded plugin is never used."""
+        info.error = f"{what}: {_one_line(exc)}"
+        for table in self._registered.values():
+            for name in [n for n, reg in table.items() if reg.plugin is info]:
+                del table[name]
+        for kind in KINDS:
+            getattr(info, kind).clear()
         if _strict():
-            raise PluginError(f"plugin {info.name} {what}: {info.error}") from exc
+            # For plugin authors: the original exception, with its traceback pointing into the plugin.
+            raise exc
 
     # -- collecting registrations -------------------------------------------------------------------------------
 
@@ -145,26 +157,51 @@ class _Host:
                 continue
             pending: dict[str, _Registered] = {}
             try:
-                impl.function(_Registrar(kind, info, found, pending))
-            except Exception as exc:
+                _call(impl, _Registrar(kind, info, found, pending))
+            except (Exception, SystemExit) as exc:
                 self._broken(info, exc, f"failed in register_{kind}")
                 continue
             found.update(pending)
             getattr(info, kind).extend(pending)
         return found
 
-    def commands(self, cli: click.Group) -> None:
+    def commands(self, cli: click.Group, reserved: Iterable[str]) -> list[str]:
+        """Add every plugin's commands to ``cli``; collected once per host, added again to each new group."""
+        if self._commands is None:
+            self._commands = self._collect_commands({*reserved, *cli.commands})
+        added = []
+        for name, command in self._commands.items():
+            if name not in cli.commands:
+                cli.add_command(command, name)
+                added.append(name)
+        return added
+
+    def _collect_commands(self, reserved: set[str]) -> dict[str, click.Command]:
+        import click
+
+        # Plugins add to a scratch group, so that one cannot replace a built-in or another plugin's command.
+        scratch = click.Group("memgpt")
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             info = self._by_module.get(id(impl.plugin))
             if info is None or info.error:
                 continue
-            before = set(cli.commands)
+            before = dict(scratch.commands)
             try:
-                impl.function(cli)
-            except Exception as exc:
+                _call(impl, scratch)
+                replaced = sorted(n for n, cmd in before.items() if scratch.commands.get(n) is not cmd)
+                taken = sorted((set(scratch.commands) - set(before)) & reserved)
+                if replaced or taken:
+                    owners = [f"{n} (from {self._command_owner[n].name})" for n in replaced]
+                    owners += [f"{n} (built into memgpt)" for n in taken]
+                    raise DuplicateNameError(f"it tried to replace the command(s) {', '.join(owners)}")
+            except (Exception, SystemExit) as exc:
+                scratch.commands = before  # withdraw what the failing hook added
                 self._broken(info, exc, "failed in register_commands")
                 continue
-            info.commands.extend(sorted(set(cli.commands) - before))
+            for name in sorted(set(scratch.commands) - set(before)):
+                self._command_owner[name] = info
+                info.commands.append(name)
+        return dict(scratch.commands)
 
 
 @dataclass
@@ -183,6 +220,9 @@ class _Registrar:
                 f"plugin {self.plugin.name} registered {obj!r} without a name",
                 fix="set a `name` class attribute or pass register(..., name='...')",
             )
+        problem = _contract_problem(self.kind, obj)
+        if problem:
+            raise PluginError(f"plugin {self.plugin.name} registered {primary!r}, but {problem}")
         for each in (primary, *aliases):
             owner = self.found.get(each) or self.pending.get(each)
             if owner is not None:
@@ -207,19 +247,23 @@ def reset() -> None:
     """Forget everything loaded, so the next call loads plugins again (tests, and after ``plugins install``)."""
     global _host
     _host = None
+    _grammar_instances.clear()
 
 
 # -- the typed façade ----------------------------------------------------------------------------------------------
 
 
 def get_plugins(*, include_builtins: bool = False) -> list[PluginInfo]:
-    """Every plugin found, broken ones included, sorted by name, with what each registered."""
+    """Every plugin found, broken ones included, sorted by name, with what each registered.
+
+    Commands appear only once the command line has been built (``add_commands``), as in ``memgpt plugins list``.
+    """
     host = _get_host()
     for kind in KINDS:
         host.registered(kind)
     return sorted(
         (p for p in host.plugins.values() if include_builtins or not p.builtin),
-        key=lambda p: (p.builtin, p.name.lower()),
+        key=lambda p: p.name.lower(),
     )
 
 
@@ -262,12 +306,17 @@ def get_grammar(name: str) -> GrammarProvider:
 
 def plugin_of(kind: str, name: str) -> str:
     """The distribution that registered ``name`` (kind is backends, wrappers or grammars)."""
+    _lookup(kind, kind[:-1], name)  # the same NotInstalledError as get_backend & co. for an unknown name
     return _get_host().registered(kind)[name].plugin.name
 
 
-def add_commands(cli: click.Group) -> None:
-    """Let every plugin add its commands to the command line."""
-    _get_host().commands(cli)
+def add_commands(cli: click.Group, *, reserved: Iterable[str] = ()) -> list[str]:
+    """Add every plugin's commands to ``cli`` and return the names added.
+
+    A plugin may not take a name in ``reserved`` (commands built into memgpt) or another plugin's command name: such
+    a plugin is marked broken and its commands are left out.
+    """
+    return _get_host().commands(cli, reserved)
 
 
 def _lookup(kind: str, label: str, name: str) -> Any:
@@ -306,7 +355,40 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
+def _call(impl: Any, value: Any) -> None:
+    """Call one hook implementation on its own; pluggy lets an implementation omit the argument."""
+    impl.function(*([value] if impl.argnames else []))
+
+
+def _contract_problem(kind: str, obj: Any) -> str | None:
+    """Why ``obj`` cannot be registered as ``kind``, in words, or None. Cheap: the contracts import nothing heavy."""
+    if not isinstance(obj, type):
+        return f"it is {type(obj).__name__} instance, not a class; register the class itself"
+    if kind == "backends":
+        from memgpt_core.backend import Backend
+
+        if not issubclass(obj, Backend):
+            return "it does not subclass memgpt_core.backend.Backend"
+    elif kind == "grammars":
+        from memgpt_core.grammar import GrammarProvider
+
+        if not issubclass(obj, GrammarProvider):
+            return "it does not subclass memgpt_core.grammar.GrammarProvider"
+    elif kind == "wrappers":
+        missing = [
+            m
+            for m in ("chat_completion_to_prompt", "output_to_chat_completion_response")
+            if not callable(getattr(obj, m, None))
+        ]
+        if missing:
+            return f"it has no {' and no '.join(missing)} method"
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    text = str(exc)
+    if isinstance(exc, MemGPTError) and exc.fix:  # keep the fix, on the same line
+        text = f"{exc.message} (fix: {exc.fix})"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = " ".join(lines[:1])
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

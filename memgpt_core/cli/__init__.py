@@ -19,14 +19,17 @@ BUILTIN_COMMANDS = {
 class MemGPTGroup(click.Group):
     """A click group whose built-in commands load lazily and whose errors are sentences, not tracebacks."""
 
-    _plugins_added = False
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._plugin_commands: list[str] = []
 
     def _add_plugin_commands(self) -> None:
-        if not MemGPTGroup._plugins_added:
-            MemGPTGroup._plugins_added = True
-            from memgpt_core import plugins
+        """Add plugin commands from the current plugin host (again after ``plugins.reset()``, for tests)."""
+        from memgpt_core import plugins
 
-            plugins.add_commands(self)
+        for name in self._plugin_commands:
+            self.commands.pop(name, None)
+        self._plugin_commands = plugins.add_commands(self, reserved=BUILTIN_COMMANDS)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()

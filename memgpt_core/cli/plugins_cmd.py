@@ -17,10 +17,14 @@ def plugins() -> None:
 @plugins.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="One sorted JSON list of objects, for scripts.")
 @click.option("--all", "include_builtins", is_flag=True, help="Include the plugins built into memgpt-core.")
-def list_plugins(as_json: bool, include_builtins: bool) -> None:
+@click.pass_context
+def list_plugins(ctx: click.Context, as_json: bool, include_builtins: bool) -> None:
     """Show installed plugins: distribution, version, status, and what each registers."""
     from memgpt_core import plugins as host
 
+    root = ctx.find_root().command
+    if isinstance(root, click.Group):  # build the full command line, so plugin commands are listed too
+        root.list_commands(ctx)
     found = host.get_plugins(include_builtins=include_builtins)
     if as_json:
         click.echo(json.dumps([p.as_json() for p in found], indent=2))
@@ -52,6 +56,7 @@ def list_plugins(as_json: bool, include_builtins: bool) -> None:
 @click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode.")
 def install(names: tuple[str, ...], upgrade: bool, editable: bool) -> None:
     """Install plugins with pip, into the Python environment memgpt runs in."""
+    _require_pip()
     args = [sys.executable, "-m", "pip", "install"]
     if upgrade:
         args.append("--upgrade")
@@ -65,7 +70,18 @@ def install(names: tuple[str, ...], upgrade: bool, editable: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(names: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugins with pip, from the Python environment memgpt runs in."""
+    _require_pip()
     args = [sys.executable, "-m", "pip", "uninstall", *names]
     if yes:
         args.append("-y")
     raise SystemExit(subprocess.call(args))
+
+
+def _require_pip() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:
+        raise click.ClickException(
+            f"pip is not installed in the Python environment memgpt runs in ({sys.prefix}).\n"
+            f"  fix: run {sys.executable} -m ensurepip, or install plugins with the tool that made this environment"
+        )
