@@ -1,0 +1,280 @@
+"""Side by side: our agent (`memgpt send`) and the original MemGPT (pymemgpt) on one llama-server, same 10 messages.
+
+Starts its own llama-server (SmolLM2-135M-Instruct, ``--ctx`` 8192, one slot) on a free loopback port and a recording
+proxy in front of it (benchmarks/peer/proxy.py), so both tools are measured from the same place: the prompt tokens
+the server evaluated (``timings.prompt_n``: what its prompt cache did not cover), tokens generated, and the status of
+every completion. Then, for each tool and each run, a fresh agent hears the 10 scripted messages of
+benchmarks/peer/messages.json, one user turn each.
+
+- pymemgpt runs in its own virtualenv (benchmarks/peer/setup.sh), driven by benchmarks/peer/drive_pymemgpt.py.
+- ours runs one ``memgpt send --agent NAME --json`` process per message, with a fresh ``MEMGPT_HOME`` per run.
+
+A turn fails when no reply reached the user: an exception or error, no successful ``send_message``, the step cap, or
+the per-turn time limit. Rows go to ``--out`` as JSON lines; the summary table is printed as Markdown.
+
+    .venv/bin/python benchmarks/bench_agent_vs_memgpt.py --runs 3 --tools pymemgpt-0.3.25,ours
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_DIR = ROOT / "benchmarks" / "peer"
+SCRATCH = ROOT / ".bench" / "peer"
+MESSAGES = PEER_DIR / "messages.json"
+NOT_MEMORY = {"send_message", "pause_heartbeats"}
+
+sys.path.insert(0, str(PEER_DIR))
+from proxy import Proxy  # noqa: E402 - a sibling script, not a package
+
+PEERS = {
+    # tool name: (pymemgpt version, its virtualenv, wrapper)
+    "pymemgpt-0.3.25": ("0.3.25", SCRATCH / "venv325", "chatml-grammar"),
+    "pymemgpt-0.2.11": ("0.2.11", SCRATCH / "venv", "airoboros-l2-70b-2.1-grammar"),
+}
+
+
+def loopback_env() -> dict[str, str]:
+    """The environment for a child: loopback traffic must never go through a proxy from the environment."""
+    env = dict(os.environ)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Namespace) -> None:
+    version, venv, wrapper = PEERS[tool]
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"{tool}: no virtualenv at {venv}; run benchmarks/peer/setup.sh first")
+    home = SCRATCH / "homes" / f"{tool}-run{run}-{int(time.time())}"
+    log = SCRATCH / "logs" / f"{tool}-run{run}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(python),
+        str(PEER_DIR / "drive_pymemgpt.py"),
+        "--version",
+        version,
+        "--wrapper",
+        wrapper,
+        "--proxy",
+        proxy_url,
+        "--home",
+        str(home),
+        "--ctx",
+        str(args.ctx),
+        "--messages",
+        str(MESSAGES),
+        "--run",
+        str(run),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(args.max_steps),
+        "--turn-timeout",
+        str(args.turn_timeout),
+    ]
+    with open(log, "w") as fh:
+        # The driver caps each turn itself; this outer limit only guards against a hung interpreter.
+        subprocess.run(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=loopback_env(),
+            timeout=args.turn_timeout * 12 + 300,
+            check=False,
+        )
+
+
+def proxy_count(proxy: Proxy) -> int:
+    return len(proxy.recorder)
+
+
+def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
+    """One `memgpt send --json` process per user message, against a fresh MEMGPT_HOME."""
+    home = SCRATCH / "homes" / f"ours-run{run}-{int(time.time())}"
+    home.mkdir(parents=True, exist_ok=True)
+    env = loopback_env()
+    env["MEMGPT_HOME"] = str(home)
+    memgpt = ROOT / ".venv" / "bin" / "memgpt"
+    messages = json.loads(MESSAGES.read_text())
+    log = SCRATCH / "logs" / f"ours-run{run}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as sink, open(log, "w") as logfh:
+        for turn, text in enumerate(messages, start=1):
+            start_index = proxy_count(proxy)
+            cmd = [
+                str(memgpt),
+                "send",
+                "--agent",
+                f"bench{run}",
+                "--json",
+                "--backend",
+                "llamacpp",
+                "--endpoint",
+                proxy.url,
+                "--model",
+                args.our_wrapper,
+                "--context-window",
+                str(args.ctx),
+                text,
+            ]
+            started = time.monotonic()
+            reason = error = None
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.turn_timeout)
+                stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
+            except subprocess.TimeoutExpired as exc:
+                stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+                stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+                rc, reason = None, "turn timeout"
+            seconds = time.monotonic() - started
+            logfh.write(f"--- turn {turn} rc={rc}\n$ {' '.join(cmd)}\n{stdout}\n[stderr]\n{stderr}\n")
+            events = []
+            for line in stdout.splitlines():
+                line = line.strip()
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        events.append(json.loads(line))
+            calls: list[dict[str, object]] = []
+            for ev in events:
+                if ev.get("type") == "function_call":
+                    calls.append({"name": ev.get("name"), "arguments": ev.get("arguments"), "ok": None})
+                elif ev.get("type") == "function_return":
+                    pending = [c for c in calls if c["ok"] is None]
+                    if pending:
+                        ok = ev.get("ok", ev.get("status", "OK"))
+                        pending[-1]["ok"] = ok is True or str(ok).upper() == "OK"
+            errors = [ev for ev in events if ev.get("type") == "error"]
+            replies = [ev for ev in events if ev.get("type") == "assistant_message"]
+            # A send_message without a function_return event still reached the user if its message was printed.
+            for c in calls:
+                if c["name"] == "send_message" and c["ok"] is None:
+                    c["ok"] = bool(replies)
+            if reason is None and rc != 0:
+                reason, error = "exit status", (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:500]
+            if reason is None and errors:
+                reason, error = "error event", str(errors[0].get("message") or errors[0])[:500]
+            if reason is None and not replies:
+                reason = "no reply"
+            records = proxy.recorder.since(start_index)
+            row = {
+                "tool": "ours",
+                "wrapper": args.our_wrapper,
+                "run": run,
+                "turn": turn,
+                "failed": reason is not None,
+                "reason": reason,
+                "error": error,
+                "seconds": round(seconds, 3),
+                "steps": sum(1 for r in records if r.get("path", "").startswith("/completion")),
+                "calls": calls,
+                "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
+                "memory_calls_ok": sum(1 for c in calls if c["name"] not in NOT_MEMORY and c["ok"]),
+                "prompt_n": sum(int(r.get("prompt_n") or 0) for r in records),
+                "predicted_n": sum(int(r.get("predicted_n") or 0) for r in records),
+                "requests": len(records),
+                "records": records,
+                "replies": [ev.get("text") for ev in replies],
+            }
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            print(
+                f"[ours run {run} turn {turn}] failed={row['failed']} reason={reason} s={row['seconds']} "
+                f"prompt_n={row['prompt_n']} calls={[c['name'] for c in calls]}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def summarise(rows: list[dict], tools: list[str]) -> str:
+    """The Markdown table: one line per tool."""
+    lines = [
+        "| tool / wrapper | runs | failed turns | median s per answered turn | median prompt tokens evaluated per turn "
+        "| median tokens generated per turn | completions per turn | memory calls made / succeeded |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for tool in tools:
+        mine = [r for r in rows if r["tool"] == (tool.replace("-", " ", 1) if tool.startswith("pymemgpt") else tool)]
+        if not mine:
+            continue
+        answered = [r for r in mine if not r["failed"]]
+        runs = len({r["run"] for r in mine})
+        reasons: dict[str, int] = {}
+        for r in mine:
+            if r["failed"]:
+                reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+        why = ", ".join(f"{n} {k}" for k, n in sorted(reasons.items())) if reasons else ""
+        med_s = f"{statistics.median(r['seconds'] for r in answered):.2f}" if answered else "–"
+        med_p = statistics.median(r["prompt_n"] for r in mine)
+        med_g = statistics.median(r["predicted_n"] for r in mine)
+        per_turn = sum(r["requests"] for r in mine) / len(mine)
+        made = sum(r["memory_calls"] for r in mine)
+        ok = sum(r["memory_calls_ok"] for r in mine)
+        lines.append(
+            f"| {tool} `{mine[0]['wrapper']}` | {runs} | {len(mine) - len(answered)}/{len(mine)}"
+            f"{f' ({why})' if why else ''} | {med_s} | {med_p:.0f} | {med_g:.0f} | {per_turn:.1f} | {made} / {ok} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tools", default="pymemgpt-0.3.25,ours", help="comma-separated: pymemgpt-0.3.25, pymemgpt-0.2.11, ours"
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ctx", type=int, default=8192)
+    parser.add_argument("--upstream", help="reuse a running llama-server instead of starting one")
+    parser.add_argument("--out", default=str(SCRATCH / "results" / "vs_memgpt.jsonl"))
+    parser.add_argument("--our-wrapper", default="chatml-grammar")
+    parser.add_argument("--max-steps", type=int, default=10, help="steps per user turn before the turn counts failed")
+    parser.add_argument("--turn-timeout", type=float, default=240.0, help="seconds per user turn")
+    parser.add_argument("--request-timeout", type=float, default=180.0, help="seconds per completion (proxy cut)")
+    parser.add_argument("--summary-only", action="store_true", help="only print the table from --out")
+    args = parser.parse_args()
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        server = None
+        upstream = args.upstream
+        if not upstream:
+            from memgpt_backend_llamacpp.server import LlamaServer
+
+            server = LlamaServer(ctx_size=args.ctx, parallel=1).start()
+            upstream = server.url
+            print(f"llama-server {server.url} ctx {args.ctx} (started in {server.started_in:.1f} s)", file=sys.stderr)
+        proxy = Proxy(upstream, request_timeout=args.request_timeout).start()
+        try:
+            for run in range(1, args.runs + 1):
+                for tool in tools:
+                    print(f"== {tool} run {run}", file=sys.stderr, flush=True)
+                    if tool == "ours":
+                        run_ours(run, proxy, out, args)
+                    else:
+                        run_peer(tool, run, proxy.url, out, args)
+                    # No state may leak from one run to the next through the server's prompt cache.
+                    req = urllib.request.Request(f"{upstream}/slots/0?action=erase", method="POST")
+                    with contextlib.suppress(OSError):
+                        urllib.request.urlopen(req, timeout=10).read()
+        finally:
+            proxy.stop()
+            if server is not None:
+                server.stop()
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    print(summarise(rows, tools))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
