@@ -1,22 +1,26 @@
-"""text-generation-webui backend for memgpt."""
+"""text-generation-webui backends for memgpt: ``webui`` (its OpenAI-compatible API) and ``webui-legacy`` (/api/v1).
+
+Only the standard library and memgpt_core's light modules are imported here; pydantic and requests load on the first
+completion, so ``memgpt --help`` stays instant.
+"""
 
 from __future__ import annotations
 
+from memgpt_backend_webui.backend import WebUIBackend, WebUILegacyBackend
 from memgpt_core import hookimpl
-from memgpt_core.backend import Backend, Capabilities
-from memgpt_core.errors import NotImplementedPluginError
+from memgpt_core.backend import Capabilities
 
-
-class WebUIBackend(Backend):
-    name = "webui"
-    default_endpoint = "http://127.0.0.1:5000"
-    capabilities = Capabilities(grammar_formats=frozenset({"gbnf"}))
-    description = "text-generation-webui backend for memgpt."
-
-    def complete(self, request):  # type: ignore[override]
-        raise NotImplementedPluginError("the webui backend is not implemented yet")
+__all__ = ["WebUIBackend", "WebUILegacyBackend"]
 
 
 @hookimpl
-def register_backends(register):
+def register_backends(register):  # type: ignore[no-untyped-def]
     register(WebUIBackend)
+    register(WebUILegacyBackend)
+
+
+# Re-exported so tests and docs can read what each backend declares without instantiating it.
+CAPABILITIES: dict[str, Capabilities] = {
+    WebUIBackend.name: WebUIBackend.capabilities,
+    WebUILegacyBackend.name: WebUILegacyBackend.capabilities,
+}

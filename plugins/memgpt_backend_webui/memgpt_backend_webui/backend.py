@@ -1,0 +1,279 @@
+"""The two text-generation-webui backends: its OpenAI-compatible API (``webui``) and the old API (``webui-legacy``).
+
+Facts taken from text-generation-webui's own API code (fields, answers, errors):
+- ``POST /v1/completions`` takes the OpenAI fields plus its own generation options, among them ``grammar_string``
+  (GBNF) and ``truncation_length``; the answer is ``choices[0].text`` with ``finish_reason`` and ``usage``.
+- ``POST /v1/internal/token-count`` ``{"text": ...}`` answers ``{"length": N}``; ``GET /v1/internal/model/info``
+  answers ``{"model_name": ..., "lora_names": [...]}``, with ``model_name`` ``"None"`` when nothing is loaded.
+- ``--api-key`` makes every route answer 401 ``{"detail": "Unauthorized"}`` without ``Authorization: Bearer KEY``.
+- The legacy ``POST /api/v1/generate`` takes ``max_new_tokens``, ``stopping_strings``, ``grammar_string`` and
+  ``truncation_length`` and answers ``{"results": [{"text": ...}]}``; ``POST /api/v1/token-count`` ``{"prompt"}``
+  answers ``{"results": [{"tokens": N}]}``; ``GET /api/v1/model`` answers ``{"result": NAME}``.
+- webui never refuses a long prompt: it silently cuts the prompt's start to ``truncation_length - max_new_tokens``
+  tokens. So the backend counts first and raises ContextOverflowError itself, instead of letting the agent lose the
+  system prompt without knowing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.errors import (
+    BackendError,
+    BackendHTTPError,
+    BackendResponseError,
+    ConfigError,
+    ContextOverflowError,
+    EmptyCompletionError,
+)
+
+if TYPE_CHECKING:
+    from memgpt_core.models import Completion, CompletionRequest
+
+NO_MODEL = "None"  # what text-generation-webui reports as the model name when nothing is loaded
+
+
+class _WebUIBase(Backend):
+    """What both APIs share: the context guard, grammar checks, the no-model diagnosis."""
+
+    default_endpoint: ClassVar[str] = "http://127.0.0.1:5000"
+    capabilities: ClassVar[Capabilities] = Capabilities(grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True)
+    _token_path: ClassVar[str]
+
+    def __init__(self, endpoint: str | None = None, *, api_key: str | None = None, timeout: float = 600.0) -> None:
+        super().__init__(endpoint, api_key=api_key, timeout=timeout)
+        # None: not asked yet; False: the server has no token-count route (an OpenAI-compatible server that is not
+        # webui, for example llama-server), so do not ask again.
+        self._can_count: bool | None = None
+
+    # -- shared helpers -------------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        from memgpt_core.http import request_json
+
+        return request_json(
+            method,
+            self.endpoint + path,
+            backend=self.name,
+            json=body,
+            api_key=self.api_key,
+            timeout=self.timeout if timeout is None else timeout,
+        )
+
+    def _grammar_text(self, request: CompletionRequest) -> str | None:
+        grammar = request.grammar
+        if grammar is None:
+            return None
+        if grammar.format != "gbnf":
+            raise ConfigError(
+                f"the {self.name} backend takes GBNF grammars only, and was given a {grammar.format} grammar",
+                fix="use a wrapper whose grammar provider builds GBNF (the built-in function-call provider does)",
+            )
+        return grammar.text
+
+    def _guard_context(self, request: CompletionRequest) -> int | None:
+        """Count the prompt and refuse it when webui would silently cut its start off. Returns the count, if known."""
+        window = request.context_window
+        if not window:
+            return None
+        prompt_tokens = self.count_tokens(request.prompt)
+        if prompt_tokens is not None and prompt_tokens + request.max_tokens > window:
+            raise ContextOverflowError(
+                f"the prompt is {prompt_tokens} tokens and {request.max_tokens} more are reserved for the answer, "
+                f"which is more than the context window of {window} tokens ({self.endpoint}); text-generation-webui "
+                "would silently drop the start of the prompt",
+                url=self.endpoint,
+                fix="the agent summarises its history and retries; if this repeats, raise the context window "
+                "(--context-window, and the model's n_ctx / truncation length in text-generation-webui)",
+                prompt_tokens=prompt_tokens,
+                context_window=window,
+            )
+        return prompt_tokens
+
+    def _empty(self, url: str) -> BackendError:
+        model = None
+        with contextlib.suppress(BackendError):
+            model = self.model_name()
+        if model == NO_MODEL:
+            return BackendError(
+                f"text-generation-webui at {self.endpoint} has no model loaded, so it answered with empty text",
+                url=url,
+                fix="load a model in the web UI's Model tab (or start it with --model NAME), then try again",
+            )
+        return EmptyCompletionError(
+            f"text-generation-webui at {url} returned an empty completion",
+            url=url,
+            fix="check the server's console for an error, and that the model and its context length are set "
+            "(run `memgpt doctor`)",
+        )
+
+    @staticmethod
+    def _sampling(request: CompletionRequest) -> dict[str, Any]:
+        # Passed through as given, but never allowed to override the fields this backend owns.
+        return dict(request.sampling)
+
+    def count_tokens(self, text: str) -> int | None:
+        if self._can_count is False:
+            return None
+        try:
+            body = self._call("POST", self._token_path, self._token_body(text), timeout=min(self.timeout, 60.0))
+        except BackendHTTPError as exc:
+            if exc.status in (404, 405):
+                self._can_count = False
+                return None
+            raise
+        count = self._read_token_count(body)
+        if count is None:
+            self._can_count = False
+        else:
+            self._can_count = True
+        return count
+
+    def _token_body(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _read_token_count(body: Any) -> int | None:
+        if isinstance(body, dict):
+            if isinstance(body.get("length"), int):
+                return int(body["length"])
+            results = body.get("results")
+            if isinstance(results, list) and results and isinstance(results[0], dict):
+                tokens = results[0].get("tokens")
+                if isinstance(tokens, int):
+                    return tokens
+        return None
+
+
+class WebUIBackend(_WebUIBase):
+    """text-generation-webui's OpenAI-compatible API (start it with ``--api``): ``/v1/completions``."""
+
+    name: ClassVar[str] = "webui"
+    description: ClassVar[str] = "text-generation-webui, OpenAI-compatible API (/v1/completions, --api)"
+    _token_path: ClassVar[str] = "/v1/internal/token-count"
+
+    def _token_body(self, text: str) -> dict[str, Any]:
+        return {"text": text}
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        from memgpt_core.models import Completion, Timings
+
+        grammar = self._grammar_text(request)
+        prompt_tokens = self._guard_context(request)
+        body: dict[str, Any] = self._sampling(request)
+        body.update({"prompt": request.prompt, "max_tokens": request.max_tokens, "stream": False})
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.context_window:
+            body["truncation_length"] = request.context_window
+        if grammar is not None:
+            body["grammar_string"] = grammar
+        url = self.endpoint + "/v1/completions"
+        answer = self._call("POST", "/v1/completions", body)
+        text, finish, usage, model = _read_openai_completion(answer, url, self.name)
+        if not text:
+            raise self._empty(url)
+        completion_tokens = usage.get("completion_tokens")
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=usage.get("prompt_tokens", prompt_tokens),
+            completion_tokens=completion_tokens,
+            timings=_read_timings(answer, Timings),
+            model=model,
+        )
+
+    def model_name(self) -> str | None:
+        try:
+            body = self._call("GET", "/v1/internal/model/info", timeout=min(self.timeout, 30.0))
+        except BackendHTTPError as exc:
+            if exc.status == 404:  # an OpenAI-compatible server that is not webui
+                return None
+            raise
+        name = body.get("model_name") if isinstance(body, dict) else None
+        return str(name) if name is not None else None
+
+
+class WebUILegacyBackend(_WebUIBase):
+    """text-generation-webui's old blocking API (``--api`` before November 2023): ``/api/v1/generate``."""
+
+    name: ClassVar[str] = "webui-legacy"
+    description: ClassVar[str] = "text-generation-webui, legacy blocking API (/api/v1/generate), for old installs"
+    _token_path: ClassVar[str] = "/api/v1/token-count"
+
+    def _token_body(self, text: str) -> dict[str, Any]:
+        return {"prompt": text}
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        from memgpt_core.models import Completion
+
+        grammar = self._grammar_text(request)
+        prompt_tokens = self._guard_context(request)
+        body: dict[str, Any] = self._sampling(request)
+        body.update(
+            {
+                "prompt": request.prompt,
+                "max_new_tokens": request.max_tokens,
+                "stopping_strings": list(request.stop),
+            }
+        )
+        if request.context_window:
+            body["truncation_length"] = request.context_window
+        if grammar is not None:
+            body["grammar_string"] = grammar
+        url = self.endpoint + "/api/v1/generate"
+        answer = self._call("POST", "/api/v1/generate", body)
+        try:
+            text = answer["results"][0]["text"]
+        except (KeyError, IndexError, TypeError):
+            raise BackendResponseError(
+                f"text-generation-webui at {url} answered without results[0].text: {str(answer)[:200]}",
+                url=url,
+                fix="this does not look like the legacy API; for a current text-generation-webui use "
+                "BACKEND_TYPE=webui instead of webui-legacy",
+            ) from None
+        if not isinstance(text, str) or not text:
+            raise self._empty(url)
+        # The legacy API does not say why it stopped: count the answer, a full budget means the cap cut it off.
+        completion_tokens = self.count_tokens(text)
+        finish = "length" if completion_tokens is not None and completion_tokens >= request.max_tokens else "stop"
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def model_name(self) -> str | None:
+        body = self._call("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
+        name = body.get("result") if isinstance(body, dict) else None
+        return str(name) if name is not None else None
+
+
+def _read_openai_completion(answer: Any, url: str, backend: str) -> tuple[str, str, dict[str, int], str | None]:
+    """``choices[0].text``, the finish reason (stop or length), ``usage`` and the model of an OpenAI completion."""
+    try:
+        choice = answer["choices"][0]
+        text = choice["text"]
+    except (KeyError, IndexError, TypeError):
+        raise BackendResponseError(
+            f"the {backend} server at {url} answered without choices[0].text: {str(answer)[:200]}",
+            url=url,
+            fix=f"check that OPENAI_API_BASE points at the {backend} server and BACKEND_TYPE names its kind",
+        ) from None
+    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    raw_usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+    usage = {k: int(v) for k, v in raw_usage.items() if k in ("prompt_tokens", "completion_tokens") and v is not None}
+    model = answer.get("model")
+    return (text if isinstance(text, str) else ""), finish, usage, (str(model) if model else None)
+
+
+def _read_timings(answer: Any, timings_cls: Any) -> Any:
+    """The server's own timings when it reports them (llama-server does; webui does not), else None."""
+    reported = answer.get("timings") if isinstance(answer, dict) else None
+    if isinstance(reported, dict):
+        known = {k: reported.get(k) for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms", "cache_n")}
+        return timings_cls(**known)
+    return None
