@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
     import click
 
+    from memgpt_core.backend import Backend
+    from memgpt_core.grammar import GrammarProvider
+
 
 hookspec = pluggy.HookspecMarker("memgpt")
 
-RegisterBackend = Callable[..., None]
-"""``register(backend_class, *, aliases=())``: the class subclasses ``memgpt_core.backend.Backend``."""
-RegisterWrapper = Callable[..., None]
-"""``register(wrapper_class, *, name=None, aliases=())``: any class with MemGPT's two wrapper methods."""
-RegisterGrammar = Callable[..., None]
-"""``register(provider_class, *, aliases=())``: the class subclasses ``memgpt_core.grammar.GrammarProvider``."""
+
+class RegisterBackend(Protocol):
+    """``register(backend_class, *, name=None, aliases=())``: the class subclasses ``memgpt_core.backend.Backend``."""
+
+    def __call__(self, backend_class: type[Backend], *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
+        """Record ``backend_class`` under its ``name`` (or ``name=``) and each alias; a taken name is refused."""
+
+
+class RegisterWrapper(Protocol):
+    """``register(wrapper_class, *, name=None, aliases=())``: any class with MemGPT's two wrapper methods."""
+
+    def __call__(self, wrapper_class: type, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
+        """Record ``wrapper_class`` under its ``name`` (or ``name=``) and each alias; a taken name is refused."""
+
+
+class RegisterGrammar(Protocol):
+    """``register(provider_class, *, name=None, aliases=())``: a ``memgpt_core.grammar.GrammarProvider`` subclass."""
+
+    def __call__(
+        self, provider_class: type[GrammarProvider], *, name: str | None = None, aliases: tuple[str, ...] = ()
+    ) -> None:
+        """Record ``provider_class`` under its ``name`` (or ``name=``) and each alias; a taken name is refused."""
 
 
 @hookspec

@@ -1,0 +1,435 @@
+"""Conformance kit for plugin authors: subclass one class in your tests, and pytest checks the plugin contract.
+
+::
+
+    from memgpt_core.testing import BackendConformance, GrammarConformance, WrapperConformance
+
+    class TestMyBackend(BackendConformance):
+        backend_class = MyBackend
+
+    class TestMyWrapper(WrapperConformance):
+        wrapper_class = MyWrapper
+
+    class TestMyGrammar(GrammarConformance):
+        grammar_class = MyGrammar
+
+Everything runs without a server, except the live backend checks: give them a server by overriding the ``endpoint``
+fixture (they are skipped, and say so, while it returns None). The kit needs pytest; core itself does not.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.errors import BackendUnavailableError, ConfigError, ParseError
+from memgpt_core.grammar import GrammarProvider
+
+GRAMMAR_FORMATS = frozenset({"gbnf", "json_schema"})
+HEAVY_MODULES = ("pydantic", "requests", "httpx", "urllib3", "numpy", "torch", "memgpt_core.models")
+"""What a plugin's registering module must not import: memgpt imports every plugin for ``memgpt --help``."""
+
+# -- sample data: MemGPT-shaped functions and a conversation with every role ----------------------------------------
+
+SAMPLE_FUNCTIONS: list[dict[str, Any]] = [
+    {
+        "name": "send_message",
+        "description": "Shows a message to the human user (marker-fn-desc-send).",
+        "parameters": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "The text the user will read."}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "archival_memory_search",
+        "description": "Looks up passages in archival memory by meaning (marker-fn-desc-search).",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "What to look for."},
+                "page": {"type": "integer", "description": "Which page of results, from 0."},
+            },
+            "required": ["query"],
+        },
+    },
+]
+
+# Each marker is a plain ASCII token inside a string value, so it survives a wrapper re-serialising the JSON.
+SYSTEM_MARKER = "marker-system-4b1e"
+USER_MARKER = "marker-user-9c2f"
+THOUGHT_MARKER = "marker-thought-5d7a"
+REPLY_MARKER = "marker-reply-3e8b"
+RETURN_MARKER = "marker-return-1f6c"
+
+SAMPLE_MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": f"You are a helpful agent with a memory. {SYSTEM_MARKER}"},
+    {
+        "role": "user",
+        "content": json.dumps({"type": "user_message", "message": f"hi, {USER_MARKER}", "time": "2024-01-01 10:00"}),
+    },
+    {
+        "role": "assistant",
+        "content": f"The user said hello. {THOUGHT_MARKER}",
+        "function_call": {"name": "send_message", "arguments": json.dumps({"message": f"Hello! {REPLY_MARKER}"})},
+    },
+    {
+        "role": "function",
+        "name": "send_message",
+        "content": json.dumps({"status": "OK", "message": RETURN_MARKER, "time": "2024-01-01 10:00"}),
+    },
+]
+
+
+@dataclass(frozen=True)
+class SampleCall:
+    """A function call a model could write, and what the wrapper must read from it."""
+
+    name: str
+    arguments: dict[str, Any]
+    inner_thoughts: str | None
+    raw: str
+    """The model's text exactly as the wrapper receives it (after the end of the prompt)."""
+
+
+def assert_light_import(module: str) -> None:
+    """Import ``module`` in a fresh interpreter and fail if it pulled in something heavy (see HEAVY_MODULES)."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"importing {module} failed:\n{done.stderr}"
+    heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not heavy, (
+        f"importing {module} imports {', '.join(heavy)}; memgpt imports every plugin at start-up, "
+        "so import these inside the methods that use them"
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- backends -------------------------------------------------------------------------------------------------------
+
+
+class BackendConformance:
+    """Checks a ``memgpt_core.backend.Backend`` subclass. Set ``backend_class``; override ``endpoint`` for live checks.
+
+    ``expect_registered``: the backend must be installed and registered under its name (turn off to run the kit
+    on a class before your package is installed).
+    """
+
+    backend_class: ClassVar[type[Backend]]
+    expect_registered: ClassVar[bool] = True
+
+    @pytest.fixture
+    def endpoint(self) -> str | None:
+        """The URL of a running server of this backend's kind, for the live checks; None skips them."""
+        return None
+
+    @pytest.fixture
+    def live_backend(self, endpoint: str | None) -> Backend:
+        if not endpoint:
+            pytest.skip(f"no server for the {self.backend_class.__name__} live checks: override the endpoint fixture")
+        backend = self.backend_class(endpoint, timeout=120)
+        backend.wait_until_ready(timeout=120)
+        return backend
+
+    # declared attributes
+
+    def test_is_a_backend(self) -> None:
+        assert isinstance(self.backend_class, type) and issubclass(self.backend_class, Backend)
+
+    def test_declares_a_name(self) -> None:
+        name = getattr(self.backend_class, "name", None)
+        assert isinstance(name, str) and name, "set the class attribute `name`, the name users pass as --backend"
+        assert name == name.strip() and " " not in name, f"backend name {name!r} must be one word"
+
+    def test_declares_a_default_endpoint_in_normal_form(self) -> None:
+        default = getattr(self.backend_class, "default_endpoint", None)
+        assert isinstance(default, str) and default, "set the class attribute `default_endpoint`"
+        assert self.backend_class.normalize_endpoint(default) == default, "write default_endpoint in its normal form"
+
+    def test_declares_capabilities(self) -> None:
+        caps = self.backend_class.capabilities
+        assert isinstance(caps, Capabilities)
+        assert isinstance(caps.grammar_formats, frozenset)
+        assert caps.grammar_formats <= GRAMMAR_FORMATS, f"unknown grammar formats: {caps.grammar_formats}"
+        for flag in ("exact_tokenizer", "server_context", "streaming", "embedded"):
+            assert isinstance(getattr(caps, flag), bool), f"capabilities.{flag} must be True or False"
+
+    def test_registered_under_its_name(self) -> None:
+        if not self.expect_registered:
+            pytest.skip("expect_registered is False")
+        from memgpt_core import plugins
+
+        plugins.reset()
+        assert plugins.get_backends().get(self.backend_class.name) is self.backend_class, (
+            f"{self.backend_class.name!r} is not registered by this class: is the package installed "
+            "(pip install -e .) with a [project.entry-points.memgpt] entry?"
+        )
+
+    def test_module_imports_nothing_heavy(self) -> None:
+        assert_light_import(self.backend_class.__module__)
+
+    # endpoints
+
+    def test_no_endpoint_means_the_default(self) -> None:
+        assert self.backend_class().endpoint == self.backend_class.default_endpoint
+
+    def test_trailing_slash_is_ignored(self) -> None:
+        default = self.backend_class.default_endpoint
+        assert self.backend_class(default + "/").endpoint == self.backend_class(default).endpoint
+
+    def test_scheme_is_added_to_host_and_port(self) -> None:
+        assert self.backend_class("127.0.0.1:1234").endpoint.startswith("http://127.0.0.1:1234")
+
+    @pytest.mark.parametrize("bad", ["ftp://127.0.0.1:1234", "http://", "http://127.0.0.1:port"])
+    def test_malformed_endpoint_is_refused_with_a_config_error(self, bad: str) -> None:
+        with pytest.raises(ConfigError):
+            self.backend_class(bad)
+
+    def test_construction_needs_no_server(self) -> None:
+        backend = self.backend_class(f"http://127.0.0.1:{closed_port()}")
+        assert backend.endpoint.startswith("http://127.0.0.1:")
+
+    def test_nothing_listening_is_a_backend_unavailable_error(self) -> None:
+        from memgpt_core.models import CompletionRequest
+
+        url = f"http://127.0.0.1:{closed_port()}"
+        backend = self.backend_class(url, timeout=5)
+        with pytest.raises(BackendUnavailableError) as caught:
+            backend.complete(CompletionRequest(prompt="Hello", max_tokens=2))
+        where = f"{caught.value} {caught.value.url or ''}"
+        assert "127.0.0.1" in where, "the error must say which URL did not answer"
+
+    # live checks, against the server the endpoint fixture names
+
+    def test_live_completion(self, live_backend: Backend) -> None:
+        from memgpt_core.models import Completion, CompletionRequest
+
+        done = live_backend.complete(CompletionRequest(prompt="Once upon a time", max_tokens=4))
+        assert isinstance(done, Completion)
+        assert isinstance(done.text, str)
+        assert done.finish_reason in ("stop", "length")
+        if done.completion_tokens is not None:
+            assert 0 <= done.completion_tokens <= 4
+
+    def test_live_token_cap_is_reported_as_length(self, live_backend: Backend) -> None:
+        from memgpt_core.models import CompletionRequest
+
+        done = live_backend.complete(CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=3))
+        assert done.finish_reason == "length"
+
+    def test_live_token_count_and_context(self, live_backend: Backend) -> None:
+        caps = self.backend_class.capabilities
+        count = live_backend.count_tokens("Hello there, how are you today?")
+        assert count is None or (isinstance(count, int) and count > 0)
+        if caps.exact_tokenizer:
+            assert count is not None, "capabilities.exact_tokenizer is declared, but count_tokens gave None"
+        window = live_backend.context_window()
+        assert window is None or (isinstance(window, int) and window > 0)
+        if caps.server_context:
+            assert window is not None, "capabilities.server_context is declared, but context_window gave None"
+
+    def test_live_grammar_constrains_the_output(self, live_backend: Backend) -> None:
+        from memgpt_core.models import CompletionRequest, Grammar
+
+        formats = self.backend_class.capabilities.grammar_formats
+        if not formats:
+            pytest.skip("this backend declares no grammar formats")
+        if "gbnf" in formats:
+            grammar = Grammar(format="gbnf", text='root ::= "yes" | "no"')
+        else:
+            grammar = Grammar(format="json_schema", text=json.dumps({"type": "string", "enum": ["yes", "no"]}))
+        done = live_backend.complete(
+            CompletionRequest(prompt="Is the sky green? Answer:", max_tokens=8, grammar=grammar)
+        )
+        text = done.text.strip()
+        if grammar.format == "json_schema":
+            text = json.loads(text)
+        assert text in ("yes", "no"), f"the grammar was not applied: {done.text!r}"
+
+
+# -- prompt wrappers ------------------------------------------------------------------------------------------------
+
+
+class WrapperConformance:
+    """Checks a prompt wrapper: any class with MemGPT's ``chat_completion_to_prompt`` and
+    ``output_to_chat_completion_response``. Set ``wrapper_class``, or ``wrapper_name`` to test what is registered.
+
+    The default samples are calls written as MemGPT's JSON (``{"function": ..., "params": {...}}``); a wrapper whose
+    model answers in another shape overrides ``sample_calls``.
+    """
+
+    wrapper_class: ClassVar[type | None] = None
+    wrapper_name: ClassVar[str | None] = None
+
+    def make_wrapper(self) -> Any:
+        if self.wrapper_name:
+            from memgpt_core import plugins
+
+            plugins.reset()
+            return plugins.get_wrapper(self.wrapper_name)
+        assert self.wrapper_class is not None, "set wrapper_class (or wrapper_name) on your test class"
+        return self.wrapper_class()
+
+    @pytest.fixture
+    def wrapper(self) -> Any:
+        return self.make_wrapper()
+
+    @pytest.fixture
+    def prompt(self, wrapper: Any) -> str:
+        return wrapper.chat_completion_to_prompt(list(SAMPLE_MESSAGES), list(SAMPLE_FUNCTIONS))
+
+    def sample_calls(self, wrapper: Any) -> list[SampleCall]:
+        """Well-formed answers to the sample prompt, as the model would write them after the prompt's end."""
+        thoughts = getattr(wrapper, "inner_thoughts_in_params", True)
+        calls = [
+            ("send_message", {"message": "Hello, Chad! Ça va? 👋"}, "First contact; be warm."),
+            ("archival_memory_search", {"query": "favourite colour", "page": 0}, "I should check my notes."),
+        ]
+        samples = []
+        for name, arguments, inner in calls:
+            params = {"inner_thoughts": inner, **arguments} if thoughts else dict(arguments)
+            text = json.dumps({"function": name, "params": params}, ensure_ascii=False, indent=2)
+            samples.append(SampleCall(name, arguments, inner if thoughts else None, _after_prefix(wrapper, text)))
+        return samples
+
+    def test_has_memgpts_methods(self, wrapper: Any) -> None:
+        assert callable(getattr(wrapper, "chat_completion_to_prompt", None))
+        assert callable(getattr(wrapper, "output_to_chat_completion_response", None))
+
+    def test_module_imports_nothing_heavy(self, wrapper: Any) -> None:
+        assert_light_import(type(wrapper).__module__)
+
+    def test_prompt_is_text(self, prompt: str) -> None:
+        assert isinstance(prompt, str) and prompt.strip()
+
+    def test_prompt_renders_the_system_message(self, prompt: str) -> None:
+        assert SYSTEM_MARKER in prompt
+
+    def test_prompt_renders_the_user_event(self, prompt: str) -> None:
+        assert USER_MARKER in prompt
+
+    def test_prompt_renders_the_assistant_call_with_its_inner_thoughts(self, prompt: str) -> None:
+        assert THOUGHT_MARKER in prompt, "the assistant's inner thoughts are missing"
+        assert REPLY_MARKER in prompt, "the assistant's function call arguments are missing"
+
+    def test_prompt_renders_the_function_return(self, prompt: str) -> None:
+        assert RETURN_MARKER in prompt
+
+    def test_prompt_describes_every_function(self, prompt: str) -> None:
+        for function in SAMPLE_FUNCTIONS:
+            assert function["name"] in prompt
+            assert function["description"] in prompt, f"the description of {function['name']} is missing"
+            for param in function["parameters"]["properties"]:
+                assert param in prompt, f"parameter {param} of {function['name']} is missing"
+
+    def test_first_message_prompt_is_text(self, wrapper: Any) -> None:
+        prompt = wrapper.chat_completion_to_prompt(list(SAMPLE_MESSAGES[:2]), list(SAMPLE_FUNCTIONS), True)
+        assert isinstance(prompt, str) and USER_MARKER in prompt
+
+    def test_declares_stop_sequences(self, wrapper: Any) -> None:
+        stops = getattr(wrapper, "stop_sequences", None)
+        assert isinstance(stops, (tuple, list)) and stops, (
+            "declare `stop_sequences`: the strings that end the model's turn in this prompt format"
+        )
+        assert all(isinstance(s, str) and s for s in stops)
+
+    def test_well_formed_calls_round_trip(self, wrapper: Any, prompt: str) -> None:
+        for sample in self.sample_calls(wrapper):
+            response = wrapper.output_to_chat_completion_response(sample.raw)
+            assert response["role"] == "assistant"
+            call = response["function_call"]
+            assert call["name"] == sample.name
+            assert isinstance(call["arguments"], str), "arguments are a JSON string, as in OpenAI's API"
+            assert json.loads(call["arguments"]) == sample.arguments
+            assert response.get("content") == sample.inner_thoughts
+
+    @pytest.mark.parametrize("garbage", ["", "   \n", "}{ ::: ]]] ;; ((", "<|im_end|>"])
+    def test_garbage_raises_parse_error(self, wrapper: Any, prompt: str, garbage: str) -> None:
+        with pytest.raises(ParseError) as caught:
+            wrapper.output_to_chat_completion_response(garbage)
+        assert isinstance(caught.value.raw, str)
+        assert garbage.strip() in caught.value.raw, "ParseError.raw must carry the model's text"
+
+
+def _after_prefix(wrapper: Any, text: str) -> str:
+    """``text`` less the part the prompt already wrote (``answer_prefix()``), comparing without whitespace."""
+    prefix_of = getattr(wrapper, "answer_prefix", None)
+    prefix = prefix_of() if callable(prefix_of) else ""
+    target = "".join(prefix.split())
+    if not target:
+        return text
+    seen = ""
+    for i, char in enumerate(text):
+        if not char.isspace():
+            seen += char
+        if seen == target:
+            return text[i + 1 :]
+        if not target.startswith(seen):
+            break
+    return text
+
+
+# -- grammar providers ----------------------------------------------------------------------------------------------
+
+
+class GrammarConformance:
+    """Checks a ``memgpt_core.grammar.GrammarProvider`` subclass. Set ``grammar_class``."""
+
+    grammar_class: ClassVar[type[GrammarProvider]]
+
+    @pytest.fixture
+    def provider(self) -> GrammarProvider:
+        return self.grammar_class()
+
+    def test_is_a_grammar_provider(self) -> None:
+        assert isinstance(self.grammar_class, type) and issubclass(self.grammar_class, GrammarProvider)
+
+    def test_declares_name_and_formats(self) -> None:
+        assert isinstance(getattr(self.grammar_class, "name", None), str) and self.grammar_class.name
+        formats = self.grammar_class.formats
+        assert formats and set(formats) <= GRAMMAR_FORMATS, f"formats must be among {sorted(GRAMMAR_FORMATS)}"
+
+    def test_module_imports_nothing_heavy(self) -> None:
+        assert_light_import(self.grammar_class.__module__)
+
+    @pytest.mark.parametrize("inner_thoughts", [True, False])
+    def test_builds_every_declared_format(self, provider: GrammarProvider, inner_thoughts: bool) -> None:
+        for fmt in sorted(self.grammar_class.formats):
+            text = provider.build(list(SAMPLE_FUNCTIONS), format=fmt, inner_thoughts_in_params=inner_thoughts)
+            assert isinstance(text, str) and text.strip()
+            for function in SAMPLE_FUNCTIONS:
+                assert function["name"] in text, f"{fmt} grammar does not mention {function['name']}"
+            if fmt == "json_schema":
+                assert isinstance(json.loads(text), dict), "a json_schema grammar is a JSON object"
+            else:
+                assert "root" in text and "::=" in text, "a GBNF grammar defines a root rule"
+
+
+__all__ = [
+    "HEAVY_MODULES",
+    "SAMPLE_FUNCTIONS",
+    "SAMPLE_MESSAGES",
+    "BackendConformance",
+    "GrammarConformance",
+    "SampleCall",
+    "WrapperConformance",
+    "assert_light_import",
+    "closed_port",
+]
