@@ -1,22 +1,16 @@
-"""LM Studio backend for memgpt."""
+"""LM Studio backend for memgpt: raw ``/v1/completions``, and JSON-schema structured output where LM Studio has it.
+
+Only light modules are imported here; pydantic and requests load on the first completion.
+"""
 
 from __future__ import annotations
 
+from memgpt_backend_lmstudio.backend import LMStudioBackend
 from memgpt_core import hookimpl
-from memgpt_core.backend import Backend, Capabilities
-from memgpt_core.errors import NotImplementedPluginError
 
-
-class LMStudioBackend(Backend):
-    name = "lmstudio"
-    default_endpoint = "http://127.0.0.1:1234"
-    capabilities = Capabilities(grammar_formats=frozenset({"json_schema"}))
-    description = "LM Studio backend for memgpt."
-
-    def complete(self, request):  # type: ignore[override]
-        raise NotImplementedPluginError("the lmstudio backend is not implemented yet")
+__all__ = ["LMStudioBackend"]
 
 
 @hookimpl
-def register_backends(register):
+def register_backends(register):  # type: ignore[no-untyped-def]
     register(LMStudioBackend)

@@ -1,0 +1,241 @@
+"""The LM Studio backend: the wrapper's prompt as raw text, and JSON-schema structured output on request.
+
+Facts from LM Studio's documentation and its users' reports:
+- ``POST /v1/completions`` takes the prompt as is (no prompt template); ``choices[0].text`` comes back.
+- Structured output is documented on ``POST /v1/chat/completions`` only, as ``response_format``
+  ``{"type": "json_schema", "json_schema": {"name", "strict", "schema"}}`` (GGUF models use llama.cpp's grammar
+  sampler). So a request with a JSON-schema grammar goes there, the wrapper's whole prompt as the one user message
+  (what MemGPT's LM Studio backend did by default); the model's chat template is then applied around it.
+- Errors come as ``{"error": "text"}`` or ``{"error": {"message": ...}}``, sometimes with status 200:
+  "No models loaded. Please load a model in the developer page or use the `lms load` command.";
+  "Context length exceeded. Tokens in context: N, Context length: M";
+  "Trying to keep the first N tokens when context the overflows. However, the model is loaded with context length
+  of only M tokens ..."; "Context size has been exceeded" (MLX); "'response_format.type' must be 'json_schema'".
+- ``GET /api/v1/models`` (LM Studio 0.4+) lists ``loaded_instances[].config.context_length``: the real context.
+- With authentication on (0.4+), every request needs ``Authorization: Bearer TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.errors import (
+    BackendError,
+    BackendHTTPError,
+    BackendResponseError,
+    ConfigError,
+    ContextOverflowError,
+    EmptyCompletionError,
+)
+
+if TYPE_CHECKING:
+    from memgpt_core.models import Completion, CompletionRequest
+
+_OVERFLOW = re.compile(
+    r"context length exceeded|when context the overflows|context size has been exceeded|exceeds context length"
+    r"|maximum context length",
+    re.IGNORECASE,
+)
+_NO_MODEL = re.compile(r"no models? (is )?loaded|model is unloaded", re.IGNORECASE)
+_NUMBERS = (
+    # (pattern, group of prompt tokens, group of the context length)
+    (re.compile(r"Tokens in context: (\d+), Context length: (\d+)", re.IGNORECASE), 1, 2),
+    (re.compile(r"keep the first (\d+) tokens.*?context length of only (\d+)", re.IGNORECASE | re.DOTALL), 1, 2),
+    (re.compile(r"Input length (\d+) exceeds context length (\d+)", re.IGNORECASE), 1, 2),
+)
+
+
+class LMStudioBackend(Backend):
+    """LM Studio's local server (Developer tab, or ``lms server start``)."""
+
+    name: ClassVar[str] = "lmstudio"
+    default_endpoint: ClassVar[str] = "http://127.0.0.1:1234"
+    # No HTTP tokenizer (token counts exist only in its SDK), so exact_tokenizer stays False. The loaded context is
+    # read from /api/v1/models, which LM Studio 0.4 and later serve; older versions answer None.
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        grammar_formats=frozenset({"json_schema"}), exact_tokenizer=False, server_context=True
+    )
+    description: ClassVar[str] = "LM Studio local server (/v1/completions; JSON-schema structured output)"
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        from memgpt_core.models import Completion, Timings
+
+        body: dict[str, Any] = dict(request.sampling)
+        body.update({"max_tokens": request.max_tokens, "stream": False})
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.grammar is None:
+            path = "/v1/completions"
+            body["prompt"] = request.prompt
+        else:
+            if request.grammar.format != "json_schema":
+                raise ConfigError(
+                    f"the lmstudio backend takes JSON-schema grammars only, and was given a {request.grammar.format} "
+                    "grammar",
+                    fix="use a wrapper whose grammar provider builds a JSON schema (the built-in provider does)",
+                )
+            path = "/v1/chat/completions"
+            body["messages"] = [{"role": "user", "content": request.prompt}]
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "function_call", "strict": True, "schema": _schema(request.grammar.text)},
+            }
+        url = self.endpoint + path
+        answer = self._post(path, body)
+        text, finish, usage, model = _read_choice(answer, url)
+        if not text:
+            raise EmptyCompletionError(
+                f"LM Studio at {url} returned an empty completion",
+                url=url,
+                fix="LM Studio answers with nothing when the prompt is longer than the model's loaded context: "
+                "raise the model's context length in LM Studio, or lower --context-window; then run `memgpt doctor`",
+            )
+        reported = answer.get("timings") if isinstance(answer.get("timings"), dict) else None
+        timings = None
+        if reported is not None:
+            timings = Timings(**{k: reported.get(k) for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms")})
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            timings=timings,
+            model=model,
+        )
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        from memgpt_core.http import request_json
+
+        url = self.endpoint + path
+        try:
+            answer = request_json("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        except BackendHTTPError as exc:
+            raise _explain(_error_text(exc.body) or exc.body, url, exc) from None
+        if isinstance(answer, dict) and answer.get("error"):
+            # LM Studio sometimes reports a failure (context overflow) with status 200 and an error body.
+            raise _explain(_error_text(json.dumps(answer)), url, None)
+        return answer
+
+    def context_window(self) -> int | None:
+        loaded = self._loaded_instance()
+        if loaded is None:
+            return None
+        length = (loaded.get("config") or {}).get("context_length")
+        return int(length) if isinstance(length, int) else None
+
+    def model_name(self) -> str | None:
+        loaded = self._loaded_instance()
+        if loaded is not None and loaded.get("id"):
+            return str(loaded["id"])
+        from memgpt_core.http import request_json
+
+        try:
+            body = request_json(
+                "GET", self.endpoint + "/v1/models", backend=self.name, api_key=self.api_key, timeout=30.0
+            )
+        except BackendHTTPError:
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
+            return str(data[0]["id"])
+        return None
+
+    def _loaded_instance(self) -> dict[str, Any] | None:
+        """The first loaded model instance from ``GET /api/v1/models`` (LM Studio 0.4+), or None."""
+        from memgpt_core.http import request_json
+
+        try:
+            body = request_json(
+                "GET", self.endpoint + "/api/v1/models", backend=self.name, api_key=self.api_key, timeout=30.0
+            )
+        except BackendHTTPError as exc:
+            if exc.status in (404, 405):  # an older LM Studio, or another OpenAI-compatible server
+                return None
+            raise
+        for model in body.get("models", []) if isinstance(body, dict) else []:
+            for instance in model.get("loaded_instances") or []:
+                if isinstance(instance, dict):
+                    return instance
+        return None
+
+
+def _schema(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigError(
+            "the JSON-schema grammar for LM Studio is not valid JSON",
+            fix="this is a bug in the grammar provider; report it with the schema",
+        ) from None
+
+
+def _error_text(body: str) -> str:
+    """The message inside ``{"error": "..."}`` or ``{"error": {"message": "..."}}``; the body itself otherwise."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    return body
+
+
+def _explain(message: str, url: str, http: BackendHTTPError | None) -> BackendError:
+    """Turn LM Studio's error text into the error the agent and the user can act on."""
+    status = http.status if http is not None else 200
+    if _OVERFLOW.search(message):
+        prompt_tokens = window = None
+        for pattern, p, w in _NUMBERS:
+            found = pattern.search(message)
+            if found:
+                prompt_tokens, window = int(found.group(p)), int(found.group(w))
+                break
+        return ContextOverflowError(
+            f"LM Studio at {url} refused the prompt because it does not fit the model's loaded context: {message}",
+            url=url,
+            fix="the agent summarises its history and retries; if this repeats, raise the context length in "
+            "LM Studio's model load settings, or lower --context-window to what LM Studio loaded",
+            prompt_tokens=prompt_tokens,
+            context_window=window,
+        )
+    if _NO_MODEL.search(message):
+        return BackendError(
+            f"LM Studio at {url} has no model loaded ({message})",
+            url=url,
+            fix="load a model in LM Studio's Developer tab, or run `lms load <model>`, then try again",
+        )
+    if "response_format" in message:
+        return BackendHTTPError(
+            f"LM Studio at {url} refused the structured-output request: {message}",
+            url=url,
+            fix="update LM Studio (structured output needs 0.3.0 or newer), or use a wrapper without -grammar",
+            status=status,
+            body=message,
+        )
+    if http is not None:
+        return http
+    return BackendResponseError(f"LM Studio at {url} reported an error: {message}", url=url)
+
+
+def _read_choice(answer: Any, url: str) -> tuple[str, str, dict[str, int], str | None]:
+    try:
+        choice = answer["choices"][0]
+        text = choice["text"] if "text" in choice else choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise BackendResponseError(
+            f"LM Studio at {url} answered without a completion: {str(answer)[:200]}",
+            url=url,
+            fix="check that OPENAI_API_BASE points at LM Studio's server (default http://127.0.0.1:1234)",
+        ) from None
+    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    raw = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+    usage = {k: int(v) for k, v in raw.items() if k in ("prompt_tokens", "completion_tokens") and v is not None}
+    model = answer.get("model")
+    return (text if isinstance(text, str) else ""), finish, usage, (str(model) if model else None)
