@@ -1,18 +1,271 @@
-"""Built-in grammar provider: function-call grammars generated from the function schemas (not implemented yet)."""
+"""Built-in grammar provider "function-call": GBNF or a JSON Schema admitting exactly one call to an offered function.
+
+The call shape is the one MemGPT's wrappers read: ``{"function": NAME, "params": {"inner_thoughts": "...", ...}}``.
+Both formats come from one JSON Schema of the call (:func:`call_schema`), so they describe the same calls; the
+GBNF form additionally fixes the order of keys to the declared order, which is the order the prompt shows.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any, ClassVar
+
 from memgpt_core import hookimpl
-from memgpt_core.errors import NotImplementedPluginError
-from memgpt_core.grammar import GrammarProvider
+from memgpt_core.grammar import FunctionSchema, GrammarProvider
+
+INNER_THOUGHTS = "inner_thoughts"
+HEARTBEAT = "request_heartbeat"
+# Words that only describe a schema; dropped so the grammar and the cache key depend on its shape alone.
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "$schema", "$id"})
+_CACHE_SIZE = 256
 
 
 class FunctionCallGrammar(GrammarProvider):
+    """Grammars generated from the function schemas, cached by their content."""
+
     name = "function-call"
     formats = frozenset({"gbnf", "json_schema"})
+    description = "exact grammars for MemGPT's function-call JSON, generated from the function schemas"
 
-    def build(self, functions, *, format, inner_thoughts_in_params=True, max_string_length=None):  # type: ignore[override]
-        raise NotImplementedPluginError("the built-in function-call grammar provider is not implemented yet")
+    # Shared by every instance: the grammar depends only on the key, never on the instance.
+    _cache: ClassVar[dict[str, str]] = {}
+
+    def build(
+        self,
+        functions: list[FunctionSchema],
+        *,
+        format: str,
+        inner_thoughts_in_params: bool = True,
+        max_string_length: int | None = None,
+    ) -> str:
+        key = cache_key(
+            functions,
+            format=format,
+            inner_thoughts_in_params=inner_thoughts_in_params,
+            max_string_length=max_string_length,
+        )
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        from memgpt_core.gbnf import GrammarError, schema_to_gbnf
+
+        if format not in self.formats:
+            raise GrammarError(
+                f"the {self.name!r} grammar provider cannot write the format {format!r}",
+                fix=f"ask for one of: {', '.join(sorted(self.formats))}",
+            )
+        schema = call_schema(
+            functions, inner_thoughts_in_params=inner_thoughts_in_params, max_string_length=max_string_length
+        )
+        if format == "gbnf":
+            text = schema_to_gbnf(schema, where="function call")
+        else:
+            text = json.dumps(schema, ensure_ascii=False)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = text
+        return text
+
+
+def cache_key(
+    functions: list[FunctionSchema], *, format: str, inner_thoughts_in_params: bool, max_string_length: int | None
+) -> str:
+    """A stable hash of the schemas and options. Key order is kept, not sorted: it decides the grammar's key order."""
+    text = json.dumps(
+        [format, inner_thoughts_in_params, max_string_length, functions],
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=repr,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def call_schema(
+    functions: list[FunctionSchema], *, inner_thoughts_in_params: bool = True, max_string_length: int | None = None
+) -> dict[str, Any]:
+    """The JSON Schema of one call to one of ``functions``, in the shape MemGPT's wrappers read."""
+    from memgpt_core.gbnf import GrammarError
+
+    if max_string_length is not None and (
+        isinstance(max_string_length, bool) or not isinstance(max_string_length, int) or max_string_length < 1
+    ):
+        raise GrammarError(f"max_string_length must be a whole number of at least 1, not {max_string_length!r}")
+    if not functions:
+        raise GrammarError(
+            "no function schemas were given, so there is no call a grammar could admit",
+            fix="offer the agent at least one function, or use a wrapper without -grammar",
+        )
+    options: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for raw in functions:
+        fn = raw.get("function", raw) if isinstance(raw, dict) and raw.get("type") == "function" else raw
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(name, str) or not name:
+            raise GrammarError(
+                f"a function schema has no name: {json.dumps(raw, default=repr)[:80]}",
+                fix='give every function schema a "name" (OpenAI function format)',
+            )
+        if name in seen:
+            raise GrammarError(f"the function {name!r} is offered twice", fix="offer each function once")
+        seen.add(name)
+        options.append(_call_option(name, fn.get("parameters") or {}, inner_thoughts_in_params, max_string_length))
+    if len(options) == 1:
+        return options[0]
+    # anyOf, not oneOf: the constant names already make the options exclusive, and anyOf is cheaper to check.
+    return {"type": "object", "anyOf": options}
+
+
+def _call_option(name: str, parameters: dict[str, Any], inner_thoughts: bool, cap: int | None) -> dict[str, Any]:
+    from memgpt_core.gbnf import GrammarError
+
+    where = f"function {name!r}"
+    if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+        raise GrammarError(
+            f"{where}: parameters must be a JSON Schema object with properties",
+            fix='write parameters as {"type": "object", "properties": {...}, "required": [...]}',
+        )
+    defs = {**parameters.get("definitions", {}), **parameters.get("$defs", {})}
+    declared = parameters.get("properties") or {}
+    required = list(parameters.get("required") or [])
+    missing = [r for r in required if r not in declared]
+    if missing:
+        raise GrammarError(
+            f"{where}: required lists {', '.join(map(repr, missing))}, which its properties do not declare",
+            fix="declare every required parameter under properties, or drop it from required",
+        )
+    properties: dict[str, Any] = {}
+    if inner_thoughts:
+        thoughts: dict[str, Any] = {"type": "string"}
+        if cap is not None:
+            thoughts["maxLength"] = cap
+        properties[INNER_THOUGHTS] = thoughts
+        required = [INNER_THOUGHTS, *(r for r in required if r != INNER_THOUGHTS)]
+    for key, sub in declared.items():
+        if inner_thoughts and key == INNER_THOUGHTS:
+            continue
+        if key == HEARTBEAT:
+            # The agent reads it as a boolean to decide whether to step again; any other type would be misread.
+            properties[key] = {"type": "boolean"}
+        else:
+            properties[key] = _normalize(sub, cap, defs, f"{where}, parameter {key!r}", ())
+    return {
+        "title": name,
+        "type": "object",
+        "properties": {
+            "function": {"const": name},
+            "params": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            },
+        },
+        "required": ["function", "params"],
+        "additionalProperties": False,
+    }
+
+
+def _normalize(schema: Any, cap: int | None, defs: dict[str, Any], where: str, refs: tuple[str, ...]) -> Any:
+    """One parameter's schema, ready for both formats: local $refs inlined, ``nullable`` spelled as JSON Schema,
+    annotations dropped, string lengths capped, and objects closed to keys they do not declare."""
+    from memgpt_core.gbnf import GrammarError
+
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        target = None
+        for prefix in ("#/$defs/", "#/definitions/"):
+            if isinstance(ref, str) and ref.startswith(prefix):
+                target = defs.get(ref[len(prefix) :])
+        if target is None:
+            raise GrammarError(
+                f"{where}: cannot resolve $ref {ref!r}", fix="define it under the parameters' $defs, or inline it"
+            )
+        if ref in refs:
+            raise GrammarError(f"{where}: $ref {ref!r} refers to itself, which a grammar cannot bound")
+        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        return _normalize(merged, cap, defs, where, (*refs, ref))
+    out = {k: v for k, v in schema.items() if k not in _ANNOTATIONS and k not in ("nullable", "$defs", "definitions")}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _normalize(v, cap, defs, f"{where}.{k}", refs) for k, v in out["properties"].items()}
+        out.setdefault("additionalProperties", False)
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _normalize(out[key], cap, defs, where, refs)
+    for key in ("anyOf", "oneOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [_normalize(s, cap, defs, where, refs) for s in out[key]]
+    kind = out.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if cap is not None and is_string and "enum" not in out and "const" not in out:
+        existing = out.get("maxLength")
+        out["maxLength"] = min(cap, existing) if isinstance(existing, int) and not isinstance(existing, bool) else cap
+    if schema.get("nullable") is True:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def call_problem(text: str, functions: list[FunctionSchema], *, inner_thoughts_in_params: bool = True) -> str | None:
+    """Why ``text`` is not a usable call to one of ``functions``, or None if it is.
+
+    Usable means: strict JSON, a known function name, and every required argument present with its declared type
+    (and enum). Written apart from the generator, with plain Python checks, so it can judge the generator's output.
+    """
+    try:
+        call = json.loads(text)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(call, dict) or not isinstance(call.get("function"), str):
+        return 'no "function" name'
+    by_name = {(f.get("function", f) if f.get("type") == "function" else f)["name"]: f for f in functions}
+    fn = by_name.get(call["function"])
+    if fn is None:
+        return f"unknown function {call['function']!r}"
+    fn = fn.get("function", fn) if fn.get("type") == "function" else fn
+    params = call.get("params")
+    if not isinstance(params, dict):
+        return '"params" is not an object'
+    parameters = fn.get("parameters") or {}
+    required = list(parameters.get("required") or [])
+    if inner_thoughts_in_params:
+        required.append(INNER_THOUGHTS)
+    for key in required:
+        if key not in params:
+            return f"{call['function']}: missing {key!r}"
+        declared = {"type": "string"} if key == INNER_THOUGHTS else parameters["properties"][key]
+        if not _has_type(params[key], declared):
+            return f"{call['function']}: {key!r} is {json.dumps(params[key])[:40]}, not {json.dumps(declared)[:80]}"
+    return None
+
+
+def _has_type(value: Any, schema: dict[str, Any]) -> bool:
+    if "enum" in schema:
+        return value in schema["enum"]
+    if value is None and schema.get("nullable") is True:
+        return True
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    for kind in kinds:
+        if kind is None:
+            return True
+        if isinstance(value, bool) and kind not in ("boolean",):
+            continue  # bool is an int in Python, never in JSON
+        if isinstance(value, _PYTHON_TYPES.get(kind, ())):
+            return True
+    return False
 
 
 @hookimpl

@@ -1,0 +1,303 @@
+"""GBNF (llama.cpp's grammar format) from JSON Schema: a small converter for the subset function schemas use.
+
+Supported: ``type`` (one or a list) string, integer, number, boolean, null, array (``items``, ``minItems``,
+``maxItems``), object (``properties``, ``required``; or ``additionalProperties`` as a value schema), ``enum``,
+``const``, ``anyOf``/``oneOf``, ``minLength``/``maxLength`` on strings, ``minimum >= 0`` on integers, and an empty
+schema (any JSON value). Anything else raises :class:`GrammarError` naming where it was found.
+
+Two limits of llama.cpp's grammar parser shape the output (``src/llama-grammar.cpp``): a bound ``x{m,n}`` above
+2000 is silently read as unbounded, and the product of the bounds of all repetitions in one sequence must stay
+under 2000, or the whole grammar is refused. So every bounded repetition sits alone in a rule of its own, and a
+longer string cap is built from 1000-character chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from memgpt_core.errors import MemGPTError
+
+# llama.cpp's MAX_REPETITION_THRESHOLD: the largest bound its parser keeps.
+MAX_REPETITION = 2000
+_CHUNK = 1000
+
+# Whitespace between tokens: nothing, one space, or one line break with a bounded indent, so the model can lay
+# the call out as it was trained to but can never pad forever.
+_PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ws": (r'| " " | "\n" [ \t]{0,24}', ()),
+    # Any character JSON allows raw inside a string, or any of JSON's escapes. Quotes, brackets and braces are
+    # ordinary characters here; only the unescaped quote, the backslash and control characters are not.
+    "string-char": (r'[^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )', ()),
+    "string": (r'"\"" string-char* "\""', ("string-char",)),
+    # Sixteen digits at most: enough for any integer a function takes, and a bound the model cannot run past.
+    "digits": (r'"0" | [1-9] [0-9]{0,15}', ()),
+    "positive-digits": (r"[1-9] [0-9]{0,15}", ()),
+    "integer": (r'"-"? digits', ("digits",)),
+    "fraction": (r'"." [0-9]{1,16}', ()),
+    "exponent": (r"[eE] [-+]? [0-9]{1,3}", ()),
+    "number": (r'"-"? digits fraction? exponent?', ("digits", "fraction", "exponent")),
+    "boolean": (r'"true" | "false"', ()),
+    "null": (r'"null"', ()),
+    "value": (
+        r"object | array | string | number | boolean | null",
+        ("object", "array", "string", "number", "boolean", "null"),
+    ),
+    "object": (
+        r'"{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}"',
+        ("ws", "string", "value"),
+    ),
+    "array": (r'"[" ws ( value ws ( "," ws value ws )* )? "]"', ("ws", "value")),
+}
+
+_JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
+
+
+class GrammarError(MemGPTError):
+    """A function schema uses something the grammar generator cannot express exactly."""
+
+
+def literal(text: str) -> str:
+    """``text`` as a GBNF string literal."""
+    out = ['"']
+    for ch in text:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def json_literal(value: Any) -> str:
+    """The GBNF literal that matches ``value`` written as compact-spaced JSON."""
+    return literal(json.dumps(value, ensure_ascii=False))
+
+
+def rule_name(text: str) -> str:
+    """A GBNF rule name (letters, digits, dashes) made from ``text``."""
+    name = re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-").lower()
+    return name or "rule"
+
+
+class Converter:
+    """Collects the rules of one grammar. ``visit`` turns a schema into a GBNF expression, adding rules it needs.
+
+    A rule whose body is already defined under another name is reused, so the text stays small and the output
+    depends only on the schemas.
+    """
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+        self._by_body: dict[str, str] = {}
+
+    def grammar(self, root: dict[str, Any], *, where: str = "schema") -> str:
+        """The full grammar text, with ``root`` as the start rule."""
+        self.rules["root"] = ""  # reserve the name so no other rule takes it
+        self.rules["root"] = self.visit(root, "call", where)
+        return "".join(f"{name} ::= {body}\n" for name, body in self.rules.items())
+
+    def add(self, name: str, body: str) -> str:
+        """Define ``name ::= body`` (renamed if taken) and return the name to refer to it by."""
+        if body in self._by_body:
+            return self._by_body[body]
+        base = rule_name(name)
+        unique, n = base, 2
+        while unique in self.rules or unique in _PRIMITIVES:
+            unique, n = f"{base}-{n}", n + 1
+        self.rules[unique] = body
+        self._by_body[body] = unique
+        return unique
+
+    def primitive(self, name: str) -> str:
+        if name not in self.rules:
+            body, needs = _PRIMITIVES[name]
+            self.rules[name] = body
+            self._by_body[body] = name
+            for need in needs:
+                self.primitive(need)
+        return name
+
+    def visit(self, schema: Any, name: str, where: str) -> str:
+        if schema is True or schema == {}:
+            return self.primitive("value")
+        if not isinstance(schema, dict):
+            raise GrammarError(f"{where}: expected a JSON Schema object, found {json.dumps(schema)[:60]}")
+        unsupported = sorted(set(schema) & {"$ref", "allOf", "not", "if", "patternProperties", "prefixItems"})
+        if unsupported:
+            raise GrammarError(
+                f"{where}: the grammar generator does not support {', '.join(unsupported)}",
+                fix="write the parameter with plain types (and inline any $ref), or use a wrapper without -grammar",
+            )
+        if isinstance(schema.get("title"), str) and schema["title"]:
+            name = schema["title"]  # a title names the rule, which makes the grammar easier to read
+        if "const" in schema:
+            return json_literal(schema["const"])
+        if "enum" in schema:
+            values = schema["enum"]
+            if not isinstance(values, list) or not values:
+                raise GrammarError(f"{where}: enum must be a non-empty list")
+            return self.add(name, " | ".join(json_literal(v) for v in values))
+        alternatives = schema.get("anyOf", schema.get("oneOf"))
+        if alternatives is not None:
+            if not isinstance(alternatives, list) or not alternatives:
+                raise GrammarError(f"{where}: anyOf/oneOf must be a non-empty list")
+            base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+            parts = [
+                self.visit({**base, **alt} if isinstance(alt, dict) else alt, f"{name}-{i}", f"{where} (option {i})")
+                for i, alt in enumerate(alternatives)
+            ]
+            return self.add(name, " | ".join(parts))
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            parts = [self.visit({**schema, "type": k}, f"{name}-{k}", where) for k in kind]
+            return parts[0] if len(parts) == 1 else self.add(name, " | ".join(parts))
+        if schema.get("nullable") is True:
+            inner = {k: v for k, v in schema.items() if k != "nullable"}
+            return self.add(name, f"{self.visit(inner, name + '-value', where)} | {self.primitive('null')}")
+        if kind is None:
+            if "properties" in schema:
+                kind = "object"
+            elif "items" in schema:
+                kind = "array"
+            else:
+                return self.primitive("value")
+        if kind not in _JSON_TYPES:
+            raise GrammarError(
+                f"{where}: {json.dumps(kind)} is not a JSON Schema type",
+                fix=f"use one of {', '.join(_JSON_TYPES)}",
+            )
+        return getattr(self, f"_{kind}")(schema, name, where)
+
+    def _string(self, schema: dict[str, Any], name: str, where: str) -> str:
+        low = _nonneg_int(schema.get("minLength", 0), "minLength", where)
+        high = schema.get("maxLength")
+        if high is None and low == 0:
+            return self.primitive("string")
+        self.primitive("string-char")
+        if high is None:
+            return self.add(f"string-min-{low}", f'"\\"" {self._repeat("string-char", low, None, where)} "\\""')
+        high = _nonneg_int(high, "maxLength", where)
+        if high < low:
+            raise GrammarError(f"{where}: maxLength {high} is below minLength {low}")
+        return self.add(f"string-max-{high}", f'"\\"" {self._repeat("string-char", low, high, where)} "\\""')
+
+    def _repeat(self, item: str, low: int, high: int | None, where: str) -> str:
+        """A rule admitting ``item`` between ``low`` and ``high`` (None: no limit) times, exactly."""
+        if high is None:
+            if low <= MAX_REPETITION:
+                return self.add(f"{item}-{low}-plus", f"{item}{{{low},}}")
+            raise GrammarError(f"{where}: a minimum above {MAX_REPETITION} repetitions cannot be written in GBNF")
+        if high <= MAX_REPETITION:
+            return self.add(f"{item}-{low}-to-{high}", f"{item}{{{low},{high}}}")
+        if low:
+            raise GrammarError(
+                f"{where}: a minimum length together with a maximum above {MAX_REPETITION} cannot be written in GBNF"
+            )
+        # Up to q*1000 + r items, exactly: either fewer than q whole chunks and then anything up to 999 more,
+        # or exactly q chunks and at most r more.
+        q, r = divmod(high, _CHUNK)
+        if q > MAX_REPETITION:
+            raise GrammarError(f"{where}: a maximum of {high} is too large to write in GBNF")
+        chunk = self.add(f"{item}-chunk", f"{item}{{{_CHUNK}}}")
+        fewer = self.add(f"{item}-chunks-0-to-{q - 1}", f"{chunk}{{0,{q - 1}}}")
+        some = self.add(f"{item}-0-to-{_CHUNK - 1}", f"{item}{{0,{_CHUNK - 1}}}")
+        exact = self.add(f"{item}-chunks-{q}", f"{chunk}{{{q}}}")
+        rest = self.add(f"{item}-0-to-{r}", f"{item}{{0,{r}}}")
+        return self.add(f"{item}-0-to-{high}", f"{fewer} {some} | {exact} {rest}")
+
+    def _integer(self, schema: dict[str, Any], name: str, where: str) -> str:
+        minimum = schema.get("minimum")
+        if isinstance(minimum, (int, float)) and not isinstance(minimum, bool):
+            if minimum >= 1:
+                return self.primitive("positive-digits")
+            if minimum >= 0:
+                return self.primitive("digits")
+        return self.primitive("integer")
+
+    def _number(self, schema: dict[str, Any], name: str, where: str) -> str:
+        return self.primitive("number")
+
+    def _boolean(self, schema: dict[str, Any], name: str, where: str) -> str:
+        return self.primitive("boolean")
+
+    def _null(self, schema: dict[str, Any], name: str, where: str) -> str:
+        return self.primitive("null")
+
+    def _array(self, schema: dict[str, Any], name: str, where: str) -> str:
+        ws = self.primitive("ws")
+        item = self.visit(schema.get("items", {}), f"{name}-item", f"{where} items")
+        low = _nonneg_int(schema.get("minItems", 0), "minItems", where)
+        high = schema.get("maxItems")
+        high = None if high is None else _nonneg_int(high, "maxItems", where)
+        if high is not None and high < low:
+            raise GrammarError(f"{where}: maxItems {high} is below minItems {low}")
+        if high == 0:
+            return self.add(name, f'"[" {ws} "]"')
+        more = self.add(f"{name}-more", f'"," {ws} {item} {ws}')
+        tail = self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
+        body = f"{item} {ws} {tail}"
+        return self.add(name, f'"[" {ws} {body} "]"' if low else f'"[" {ws} ( {body} )? "]"')
+
+    def _object(self, schema: dict[str, Any], name: str, where: str) -> str:
+        properties = schema.get("properties")
+        if not properties:
+            extra = schema.get("additionalProperties", True)
+            if extra is True or extra == {}:
+                return self.primitive("object")
+            if extra is False:
+                return self.add(name, f'"{{" {self.primitive("ws")} "}}"')
+            value = self.visit(extra, f"{name}-value", f"{where} values")
+            ws, key = self.primitive("ws"), self.primitive("string")
+            pair = f'{key} {ws} ":" {ws} {value} {ws}'
+            return self.add(name, f'"{{" {ws} ( {pair} ( "," {ws} {pair} )* )? "}}"')
+        if not isinstance(properties, dict):
+            raise GrammarError(f"{where}: properties must be an object")
+        required = schema.get("required", [])
+        missing = [r for r in required if r not in properties]
+        if missing:
+            raise GrammarError(
+                f"{where}: required lists {', '.join(missing)} but properties does not declare "
+                f"{'it' if len(missing) == 1 else 'them'}",
+                fix="declare every required parameter under properties, or drop it from required",
+            )
+        ws = self.primitive("ws")
+        # Keys come in the declared order (the order the prompt shows them in); optional ones may be skipped.
+        # Commas are the only difficulty: the first pair written has none. So there is one alternative per pair
+        # that can come first (each up to and including the first required one), followed by the rest in order.
+        pairs = []
+        for key, sub in properties.items():
+            value = self.visit(sub, f"{name}-{key}", f"{where}.{key}")
+            pairs.append((f'{json_literal(key)} {ws} ":" {ws} {value} {ws}', key in required))
+        starts = []
+        for i, (pair, is_required) in enumerate(pairs):
+            rest = " ".join(f'"," {ws} {p}' if req else f'( "," {ws} {p} )?' for p, req in pairs[i + 1 :])
+            starts.append(f"{pair} {rest}".strip())
+            if is_required:
+                break
+        else:
+            starts.append("")  # nothing is required: the empty object is allowed too
+        body = starts[0] if len(starts) == 1 else "( " + " | ".join(s if s else '""' for s in starts) + " )"
+        return self.add(name, f'"{{" {ws} {body} "}}"')
+
+
+def _nonneg_int(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GrammarError(f"{where}: {key} must be a whole number of at least 0, found {json.dumps(value)}")
+    return value
+
+
+def schema_to_gbnf(schema: dict[str, Any], *, where: str = "schema") -> str:
+    """GBNF text admitting exactly the JSON documents ``schema`` describes (for the supported subset)."""
+    return Converter().grammar(schema, where=where)
