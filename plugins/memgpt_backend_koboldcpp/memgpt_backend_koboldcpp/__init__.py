@@ -1,22 +1,16 @@
-"""KoboldCpp backend for memgpt."""
+"""KoboldCpp backend for memgpt: the KoboldAI API (``/api/v1/generate``) with GBNF grammars and exact token counts.
+
+Only light modules are imported here; pydantic and requests load on the first completion.
+"""
 
 from __future__ import annotations
 
+from memgpt_backend_koboldcpp.backend import KoboldCppBackend
 from memgpt_core import hookimpl
-from memgpt_core.backend import Backend, Capabilities
-from memgpt_core.errors import NotImplementedPluginError
 
-
-class KoboldCppBackend(Backend):
-    name = "koboldcpp"
-    default_endpoint = "http://127.0.0.1:5001"
-    capabilities = Capabilities(grammar_formats=frozenset({"gbnf"}))
-    description = "KoboldCpp backend for memgpt."
-
-    def complete(self, request):  # type: ignore[override]
-        raise NotImplementedPluginError("the koboldcpp backend is not implemented yet")
+__all__ = ["KoboldCppBackend"]
 
 
 @hookimpl
-def register_backends(register):
+def register_backends(register):  # type: ignore[no-untyped-def]
     register(KoboldCppBackend)
