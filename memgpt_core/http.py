@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from memgpt_core.endpoints import redact
 from memgpt_core.errors import (
@@ -66,6 +67,13 @@ def request_json(
             fix="the model may be too slow for this prompt: use a smaller model or context, or raise the timeout",
         ) from None
     except requests.exceptions.ConnectionError as exc:
+        if _unknown_host(exc):
+            host = urlsplit(url).hostname
+            raise BackendUnavailableError(
+                f"the host {host!r} in {url} could not be found (name or service not known)",
+                url=url,
+                fix="check the host in OPENAI_API_BASE (or --endpoint); for a server on this machine use 127.0.0.1",
+            ) from None
         raise BackendUnavailableError(
             f"nothing is answering at {url} ({_reason(exc)})",
             url=url,
@@ -111,6 +119,13 @@ def _http_fix(status: int, backend: str) -> str:
     if 400 <= status < 500:
         return "the server refused the request; run `memgpt doctor` to check the backend and wrapper settings"
     return "the server failed; look at its own log for the cause"
+
+
+def _unknown_host(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        marker in text for marker in ("Name or service not known", "NameResolutionError", "nodename nor servname")
+    )
 
 
 def _reason(exc: BaseException) -> str:

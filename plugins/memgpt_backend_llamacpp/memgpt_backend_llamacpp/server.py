@@ -189,10 +189,23 @@ class LlamaServer:
         """Launch the program and block until ``GET /health`` answers 200. Raises (and stops it) on failure."""
         if self.process is not None:
             return self
+        launched = time.monotonic()
+        self.launch()
+        try:
+            self.wait_healthy(progress=progress)
+        except BaseException:
+            self.stop(keep_log=True)
+            raise
+        self.started_in = time.monotonic() - launched
+        return self
+
+    def launch(self) -> LlamaServer:
+        """Launch the program without waiting for it (``start`` waits); it answers 503 while it loads the model."""
+        if self.process is not None:
+            return self
         fd, name = tempfile.mkstemp(prefix="memgpt-llama-server-", suffix=".log")
         self.log_path = Path(name)
         self._log_file = os.fdopen(fd, "wb")
-        launched = time.monotonic()
         preexec = _die_with_parent if sys.platform.startswith("linux") and _in_main_thread() else None
         try:
             self.process = subprocess.Popen(
@@ -212,12 +225,6 @@ class LlamaServer:
                 fix=f"reinstall it: pip install --force-reinstall --no-cache-dir {SERVER_PACKAGE}",
             ) from None
         _running.add(self)
-        try:
-            self.wait_healthy(progress=progress)
-        except BaseException:
-            self.stop(keep_log=True)
-            raise
-        self.started_in = time.monotonic() - launched
         return self
 
     def wait_healthy(self, timeout: float | None = None, progress: Progress | None = None) -> None:

@@ -1,0 +1,194 @@
+"""The llamacpp backend against a real llama-server: completions, grammars, tokens, context size, cut-off, caching."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from memgpt_backend_llamacpp import LlamaCppBackend
+
+from memgpt_core import plugins
+from memgpt_core.models import CompletionRequest, Grammar
+from memgpt_core.testing import BackendConformance
+
+CHATML = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+
+# A tiny function-call grammar written for these tests: {"function": "<name>", "message": "<letters>"}.
+CALL_GBNF = r"""
+root    ::= "{" ws "\"function\":" ws name "," ws "\"message\":" ws text ws "}"
+name    ::= "\"send_message\"" | "\"core_memory_append\""
+text    ::= "\"" [a-zA-Z ,.!]{1,40} "\""
+ws      ::= [ ]?
+"""
+
+
+def chatml(user: str, system: str = "You are a helpful assistant.") -> str:
+    return CHATML.format(system=system, user=user)
+
+
+@pytest.fixture
+def backend(llama_server) -> LlamaCppBackend:
+    return LlamaCppBackend(llama_server.url, timeout=120)
+
+
+def test_registered():
+    assert plugins.get_backends()["llamacpp"] is LlamaCppBackend
+
+
+def test_plain_completion(backend):
+    result = backend.complete(
+        CompletionRequest(prompt=chatml("Name one colour."), max_tokens=12, sampling={"temperature": 0})
+    )
+    assert result.text.strip()
+    assert result.finish_reason in ("stop", "length")
+    assert result.completion_tokens and 0 < result.completion_tokens <= 12
+    assert result.prompt_tokens == backend.count_tokens(chatml("Name one colour."))
+    assert result.timings is not None and result.timings.predicted_n == result.completion_tokens
+    assert result.model and result.model.endswith(".gguf")
+
+
+def test_gbnf_grammar_output_parses(backend):
+    request = CompletionRequest(
+        prompt=chatml("Greet the user by calling a function.", system="Answer with one JSON function call."),
+        max_tokens=60,
+        grammar=Grammar(format="gbnf", text=CALL_GBNF),
+        sampling={"temperature": 0.7, "seed": 7},
+    )
+    result = backend.complete(request)
+    call = json.loads(result.text)
+    assert call["function"] in ("send_message", "core_memory_append")
+    assert isinstance(call["message"], str) and call["message"]
+
+
+def test_json_schema_grammar_output_parses(backend):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"enum": ["send_message"]}, "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+        "required": ["name", "count"],
+        "additionalProperties": False,
+    }
+    result = backend.complete(
+        CompletionRequest(
+            prompt=chatml("Reply with JSON."),
+            max_tokens=40,
+            grammar=Grammar(format="json_schema", text=json.dumps(schema)),
+        )
+    )
+    data = json.loads(result.text)
+    assert data["name"] == "send_message" and 0 <= data["count"] <= 9
+
+
+def test_count_tokens_is_the_servers_tokenizer(backend, llama_server):
+    import requests
+
+    text = "<|im_start|>user\nHow many tokens is this, exactly?<|im_end|>\n"
+    expected = requests.post(llama_server.url + "/tokenize", json={"content": text}, timeout=30).json()["tokens"]
+    assert backend.count_tokens(text) == len(expected)
+    # ChatML markers are one token each in SmolLM2: the count must not be a character-based guess.
+    assert backend.count_tokens("<|im_start|>") == 1
+
+
+def test_context_window_is_read_from_props(backend, llama_server):
+    assert backend.context_window() == llama_server.n_ctx
+    assert backend.total_slots() == llama_server.total_slots
+
+
+def test_context_window_disagreement_is_warned_once(backend, llama_server, caplog):
+    with caplog.at_level(logging.WARNING, logger="memgpt.backend.llamacpp"):
+        first = backend.check_context_window(llama_server.n_ctx * 2)
+        again = backend.check_context_window(llama_server.n_ctx * 2)
+        same = backend.check_context_window(llama_server.n_ctx)
+    assert first and str(llama_server.n_ctx) in first and llama_server.url in first
+    assert again is None and same is None
+    assert len([r for r in caplog.records if "context window" in r.getMessage()]) == 1
+
+
+def test_cut_off_output_reports_length(backend):
+    result = backend.complete(
+        CompletionRequest(prompt=chatml("Write a long story about the sea."), max_tokens=3, sampling={"temperature": 0})
+    )
+    assert result.finish_reason == "length"
+    assert result.completion_tokens == 3
+
+
+def test_stop_string_ends_output_with_stop(backend):
+    result = backend.complete(
+        CompletionRequest(
+            prompt=chatml("Count: 1, 2, 3, 4, 5, 6"),
+            max_tokens=40,
+            stop=["4"],
+            grammar=Grammar(format="gbnf", text='root ::= "1, 2, 3, 4, 5"'),
+        )
+    )
+    assert result.finish_reason == "stop"
+    assert result.text == "1, 2, 3, "
+
+
+def test_prompt_cache_evaluates_only_the_new_suffix(backend):
+    # A long shared prefix, like an agent's system prompt and memory; then two different last turns.
+    prefix = chatml(" ".join(f"Fact {i}: the sky over town {i} was clear." for i in range(60)))
+    key = "test-prompt-cache-agent"
+    first = backend.complete(CompletionRequest(prompt=prefix + "Fine.", max_tokens=2, cache_key=key))
+    second = backend.complete(CompletionRequest(prompt=prefix + "Good, thanks.", max_tokens=2, cache_key=key))
+    assert first.prompt_tokens and first.prompt_tokens > 500
+    assert second.timings is not None and second.timings.prompt_n is not None
+    # Only the new tail (a few tokens) is evaluated; the prefix comes from the slot's cache.
+    assert second.timings.prompt_n < 20, second.timings
+    assert second.timings.cache_n and second.timings.cache_n > 500
+
+
+def test_slot_is_stable_per_agent(backend, llama_server):
+    slots = {backend.slot_for(f"agent-{i}") for i in range(40)}
+    assert slots <= set(range(llama_server.total_slots))
+    assert len(slots) > 1  # agents are spread over the slots
+    assert backend.slot_for("agent-7") == LlamaCppBackend(llama_server.url).slot_for("agent-7")
+    assert backend.slot_for(None) is None
+
+
+def test_sampling_settings_reach_the_server(backend):
+    # With a fixed seed and temperature the server is deterministic; a different seed at high temperature differs.
+    def run(seed: int) -> str:
+        request = CompletionRequest(
+            prompt=chatml("Say a random word."), max_tokens=8, sampling={"temperature": 5.0, "top_k": 0, "seed": seed}
+        )
+        return backend.complete(request).text
+
+    assert run(1) == run(1)
+    assert len({run(1), run(2), run(3)}) > 1
+
+
+def test_api_key_is_sent_as_bearer(llama_server_factory):
+    server = llama_server_factory(ctx_size=512, api_key="test-key-123")
+    assert LlamaCppBackend(server.url, api_key="test-key-123").count_tokens("hello") > 0
+    from memgpt_core.errors import BackendHTTPError
+
+    with pytest.raises(BackendHTTPError) as info:
+        LlamaCppBackend(server.url).count_tokens("hello")
+    assert info.value.status == 401
+    assert "MEMGPT_API_KEY" in info.value.fix
+    with pytest.raises(BackendHTTPError) as info:
+        LlamaCppBackend(server.url, api_key="wrong-key").count_tokens("hello")
+    assert "wrong-key" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/completion", "http://127.0.0.1:8080/", "127.0.0.1:8080"],
+)
+def test_base_url_is_normalised(given):
+    assert LlamaCppBackend(given).endpoint == "http://127.0.0.1:8080"
+
+
+def test_no_endpoint_means_port_8080():
+    assert LlamaCppBackend().endpoint == "http://127.0.0.1:8080"
+
+
+class TestConformance(BackendConformance):
+    """Core's conformance kit, with its live checks run against the session's real llama-server."""
+
+    backend_class = LlamaCppBackend
+
+    @pytest.fixture
+    def endpoint(self, llama_server) -> str:
+        return llama_server.url
