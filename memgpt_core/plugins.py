@@ -151,7 +151,7 @@ class _Host:
         found: dict[str, _Registered] = {}
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Each implementation is called on its own so that one failing plugin cannot hide the others.
-        for impl in reversed(hook.get_hookimpls()):  # pluggy lists last-registered first; keep load order
+        for impl in hook.get_hookimpls():  # registration order: built-ins, then distributions sorted by name
             info = self._by_module.get(id(impl.plugin))
             if info is None or info.error:
                 continue
@@ -181,7 +181,7 @@ class _Host:
 
         # Plugins add to a scratch group, so that one cannot replace a built-in or another plugin's command.
         scratch = click.Group("memgpt")
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self._by_module.get(id(impl.plugin))
             if info is None or info.error:
                 continue
