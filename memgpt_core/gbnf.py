@@ -141,7 +141,9 @@ class Converter:
                 fix="write the parameter with plain types (and inline any $ref), or use a wrapper without -grammar",
             )
         if isinstance(schema.get("title"), str) and schema["title"]:
-            name = schema["title"]  # a title names the rule, which makes the grammar easier to read
+            # A title names the rule (which makes the grammar easier to read) and the place in error messages.
+            name = schema["title"]
+            where = f"{where} {name!r}"
         if "const" in schema:
             return json_literal(schema["const"])
         if "enum" in schema:
@@ -155,7 +157,11 @@ class Converter:
                 raise GrammarError(f"{where}: anyOf/oneOf must be a non-empty list")
             base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
             parts = [
-                self.visit({**base, **alt} if isinstance(alt, dict) else alt, f"{name}-{i}", f"{where} (option {i})")
+                self.visit(
+                    {**base, **alt} if isinstance(alt, dict) else alt,
+                    f"{name}-{i}",
+                    where if isinstance(alt, dict) and "title" in alt else f"{where} (option {i})",
+                )
                 for i, alt in enumerate(alternatives)
             ]
             return self.add(name, " | ".join(parts))
@@ -278,7 +284,7 @@ class Converter:
         # that can come first (each up to and including the first required one), followed by the rest in order.
         pairs = []
         for key, sub in properties.items():
-            value = self.visit(sub, f"{name}-{key}", f"{where}.{key}")
+            value = self.visit(sub, f"{name}-{key}", f"{where} > {key}")
             pairs.append((f'{json_literal(key)} {ws} ":" {ws} {value} {ws}', key in required))
         starts = []
         for i, (pair, is_required) in enumerate(pairs):

@@ -58,10 +58,7 @@ class FunctionCallGrammar(GrammarProvider):
         schema = call_schema(
             functions, inner_thoughts_in_params=inner_thoughts_in_params, max_string_length=max_string_length
         )
-        if format == "gbnf":
-            text = schema_to_gbnf(schema, where="function call")
-        else:
-            text = json.dumps(schema, ensure_ascii=False)
+        text = schema_to_gbnf(schema, where="function") if format == "gbnf" else json.dumps(schema, ensure_ascii=False)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = text
@@ -198,6 +195,12 @@ def _normalize(schema: Any, cap: int | None, defs: dict[str, Any], where: str, r
         if isinstance(out.get(key), list):
             out[key] = [_normalize(s, cap, defs, where, refs) for s in out[key]]
     kind = out.get("type")
+    for name in kind if isinstance(kind, list) else [kind]:
+        if name is not None and name not in _PYTHON_TYPES:
+            raise GrammarError(
+                f"{where}: {json.dumps(name)} is not a JSON Schema type",
+                fix=f"use one of {', '.join(_PYTHON_TYPES)}",
+            )
     is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
     if cap is not None and is_string and "enum" not in out and "const" not in out:
         existing = out.get("maxLength")

@@ -1,0 +1,368 @@
+"""The built-in "function-call" grammar provider, without a server: shape, caching, errors, and the JSON Schema form."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memgpt_core import plugins
+from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem, call_schema
+from memgpt_core.gbnf import GrammarError, schema_to_gbnf
+
+FIXTURES = json.loads((Path(__file__).parent / "grammar_functions.json").read_text())
+MEMGPT = FIXTURES["memgpt"]
+COMMUNITY = FIXTURES["community"]
+ALL = MEMGPT + COMMUNITY
+
+
+def rules(grammar: str) -> dict[str, str]:
+    """The grammar's rules by name (the generator writes one rule per line)."""
+    return dict(line.split(" ::= ", 1) for line in grammar.splitlines() if line)
+
+
+def call(function: str, **params: Any) -> dict[str, Any]:
+    return {"function": function, "params": {"inner_thoughts": "thinking", **params}}
+
+
+@pytest.fixture
+def provider() -> FunctionCallGrammar:
+    FunctionCallGrammar._cache.clear()
+    return FunctionCallGrammar()
+
+
+def test_registered_under_the_name_wrappers_ask_for():
+    grammar = plugins.get_grammar("function-call")
+    assert isinstance(grammar, FunctionCallGrammar)
+    assert grammar.formats == {"gbnf", "json_schema"}
+    assert plugins.plugin_of("grammars", "function-call") == "memgpt_core.default_plugins.grammars"
+
+
+def test_same_schemas_give_the_same_grammar(provider):
+    first = {fmt: provider.build(ALL, format=fmt, max_string_length=300) for fmt in ("gbnf", "json_schema")}
+    FunctionCallGrammar._cache.clear()
+    again = {fmt: FunctionCallGrammar().build(copy.deepcopy(ALL), format=fmt, max_string_length=300) for fmt in first}
+    assert again == first
+
+
+def test_a_repeated_build_is_served_from_the_cache(provider):
+    first = provider.build(MEMGPT, format="gbnf")
+    # A separate but equal copy of the schemas hits the same entry: the key is the content, not the object.
+    assert FunctionCallGrammar().build(copy.deepcopy(MEMGPT), format="gbnf") is first
+    assert len(FunctionCallGrammar._cache) == 1
+
+
+def test_every_option_is_part_of_the_cache_key(provider):
+    texts = {
+        provider.build(MEMGPT, format="gbnf"),
+        provider.build(MEMGPT, format="json_schema"),
+        provider.build(MEMGPT, format="gbnf", max_string_length=100),
+        provider.build(MEMGPT, format="gbnf", inner_thoughts_in_params=False),
+        provider.build(MEMGPT[:2], format="gbnf"),
+        provider.build(list(reversed(MEMGPT)), format="gbnf"),
+    }
+    assert len(texts) == 6
+    assert len(FunctionCallGrammar._cache) == 6
+
+
+def test_only_the_offered_function_names_are_admitted(provider):
+    grammar = rules(provider.build(MEMGPT, format="gbnf"))
+    names = re.findall(r'"\\"function\\"" ws ":" ws "\\"(\w+)\\""', "\n".join(grammar.values()))
+    assert sorted(names) == sorted(f["name"] for f in MEMGPT)
+    assert grammar["root"] == "call"
+    assert grammar["call"] == " | ".join(rule_name(f["name"]) for f in MEMGPT)
+
+
+def rule_name(function: str) -> str:
+    return function.replace("_", "-")
+
+
+def params_rule(grammar: dict[str, str], function: str) -> str:
+    """The rule a function's params use (functions with identical parameters share one rule)."""
+    return grammar[rule_name(function)].split('"\\"params\\"" ws ":" ws ')[1].split()[0]
+
+
+def test_inner_thoughts_come_first_and_heartbeat_is_a_boolean(provider):
+    grammar = rules(provider.build(MEMGPT, format="gbnf"))
+    for fn in MEMGPT:
+        params = grammar[params_rule(grammar, fn["name"])]
+        assert params.startswith('"{" ws "\\"inner_thoughts\\"" ws ":" ws string ws')
+        if "request_heartbeat" in fn["parameters"]["properties"]:
+            assert '"\\"request_heartbeat\\"" ws ":" ws boolean ws' in params
+    assert grammar["boolean"] == '"true" | "false"'
+
+
+def test_without_inner_thoughts_in_params_the_key_is_absent(provider):
+    assert "inner_thoughts" not in provider.build(MEMGPT, format="gbnf", inner_thoughts_in_params=False)
+    schema = json.loads(provider.build(MEMGPT, format="json_schema", inner_thoughts_in_params=False))
+    jsonschema.validate({"function": "send_message", "params": {"message": "hi"}}, schema)
+
+
+def test_enum_values_are_the_only_choices(provider):
+    grammar = rules(provider.build(MEMGPT, format="gbnf"))
+    assert grammar["core-memory-append-params-name"] == '"\\"human\\"" | "\\"persona\\""'
+    assert "core-memory-append-params-name" in grammar["core-memory-append-params"]
+
+
+def test_optional_parameters_may_be_left_out_and_required_ones_may_not(provider):
+    params = rules(provider.build(MEMGPT, format="gbnf"))["conversation-search-params"]
+    assert '( "," ws "\\"page\\"" ws ":" ws integer ws )?' in params
+    # query and request_heartbeat are required: no "?" around them.
+    assert '"," ws "\\"query\\"" ws ":" ws string ws ( "," ws "\\"page\\""' in params
+    assert params.endswith('"," ws "\\"request_heartbeat\\"" ws ":" ws boolean ws "}"')
+
+
+def test_a_function_with_no_required_parameters_admits_the_empty_object():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}}}
+    grammar = rules(schema_to_gbnf(schema))
+    # One alternative per key that can come first, and the empty object.
+    assert (
+        grammar["call"] == '"{" ws ( "\\"a\\"" ws ":" ws integer ws ( "," ws "\\"b\\"" ws ":" ws boolean ws )? '
+        '| "\\"b\\"" ws ":" ws boolean ws | "" ) "}"'
+    )
+
+
+def test_string_length_cap_bounds_every_free_string(provider):
+    gbnf = provider.build(ALL, format="gbnf", max_string_length=300)
+    grammar = rules(gbnf)
+    assert grammar["string-char-0-to-300"] == "string-char{0,300}"
+    assert "string-char*" not in gbnf  # no string is left uncapped (object keys of free objects aside: none here)
+    schema = json.loads(provider.build(ALL, format="json_schema", max_string_length=300))
+    strings = [s for s in walk(schema) if s.get("type") == "string" or "string" in (s.get("type") or [])]
+    assert strings and all(s.get("maxLength") == 300 or "enum" in s for s in strings)
+
+
+def walk(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def test_a_cap_above_llama_cpps_repetition_limit_is_built_from_chunks():
+    grammar = rules(schema_to_gbnf({"type": "string", "maxLength": 2500}))
+    # llama.cpp reads a bound above 2000 as "no bound", so 2500 is written as 2 chunks of 1000 and up to 500 more.
+    assert grammar["string-char-chunk"] == "string-char{1000}"
+    assert grammar["string-char-0-to-2500"] == (
+        "string-char-chunks-0-to-1 string-char-0-to-999 | string-char-chunks-2 string-char-0-to-500"
+    )
+    assert all(int(n) <= 2000 for body in grammar.values() for n in re.findall(r"\{(?:\d+,)?(\d+)\}", body))
+
+
+def test_a_declared_shorter_max_length_wins_over_the_cap():
+    fn = {"name": "f", "parameters": {"type": "object", "properties": {"code": {"type": "string", "maxLength": 6}}}}
+    schema = call_schema([fn], max_string_length=100)
+    assert schema["properties"]["params"]["properties"]["code"] == {"type": "string", "maxLength": 6}
+
+
+def test_strings_admit_every_json_escape_and_any_bracket_or_quote():
+    char = rules(schema_to_gbnf({"type": "string"}))["string-char"]
+    # Only the raw quote, the backslash and control characters are excluded; all eight JSON escapes and \uXXXX exist.
+    assert char == '[^"\\\\\\x00-\\x1F] | "\\\\" ( ["\\\\/bfnrt] | "u" [0-9a-fA-F]{4} )'
+
+
+def test_whitespace_is_bounded():
+    ws = rules(schema_to_gbnf({"type": "object", "properties": {"a": {"type": "null"}}}))["ws"]
+    assert "*" not in ws and "+" not in ws
+    assert ws == '| " " | "\\n" [ \\t]{0,24}'
+
+
+def test_nullable_types_arrays_and_numbers_of_the_community_function(provider):
+    schema = json.loads(provider.build(COMMUNITY, format="json_schema"))
+    params = schema["properties"]["params"]
+    assert params["properties"]["notes"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert params["required"] == ["inner_thoughts", "destinations", "budget", "request_heartbeat"]
+    grammar = rules(provider.build(COMMUNITY, format="gbnf"))
+    assert "number" in grammar["plan-trip-params"]
+    assert grammar["plan-trip-params-destinations"].startswith('"[" ws string ws')  # minItems 1: no "?"
+
+
+GOOD = [
+    call("send_message", message='She said "hi" [then] {left} \\ / \n\t\u00e9 日本'),
+    call("pause_heartbeats", minutes=15),
+    call("core_memory_append", name="human", content="Likes tea.", request_heartbeat=True),
+    call("core_memory_replace", name="persona", old_content="a", new_content="", request_heartbeat=False),
+    call("conversation_search", query="tea", request_heartbeat=False),
+    call("conversation_search", query="tea", page=2, request_heartbeat=True),
+    call("conversation_search_date", start_date="2024-01-01", end_date="2024-02-01", request_heartbeat=True),
+    call("conversation_search_date", start_date="2024-01-01", end_date="2024-02-01", page=0, request_heartbeat=True),
+    call("archival_memory_insert", content="x", request_heartbeat=False),
+    call("archival_memory_search", query="q", page=1, request_heartbeat=False),
+    call("plan_trip", destinations=["Rome"], budget=1200.5, request_heartbeat=False),
+    call(
+        "plan_trip",
+        destinations=["Rome", "Oslo"],
+        budget=-1e3,
+        currency="EUR",
+        nights=3,
+        travellers=[{"name": "Ann", "age": 40}, {"name": "Bo"}],
+        daily_hours=[1.5, 2],
+        notes=None,
+        request_heartbeat=True,
+    ),
+]
+
+BAD = {
+    "unknown function": call("delete_everything", request_heartbeat=True),
+    "missing required": call("core_memory_append", name="human", request_heartbeat=True),
+    "no inner thoughts": {"function": "send_message", "params": {"message": "hi"}},
+    "wrong type": call("pause_heartbeats", minutes="ten"),
+    "boolean as a string": call("archival_memory_insert", content="x", request_heartbeat="true"),
+    "enum broken": call("core_memory_append", name="robot", content="x", request_heartbeat=True),
+    "extra parameter": call("send_message", message="hi", mood="happy"),
+    "extra top-level key": {**call("send_message", message="hi"), "thoughts": "x"},
+    "empty array under minItems": call("plan_trip", destinations=[], budget=1, request_heartbeat=True),
+    "too many items": call("plan_trip", destinations=["a"], budget=1, daily_hours=[1, 2, 3, 4], request_heartbeat=True),
+    "nights below minimum": call("plan_trip", destinations=["a"], budget=1, nights=0, request_heartbeat=True),
+    "params not an object": {"function": "send_message", "params": "hi"},
+}
+
+SERIALISED_TOO_LONG = call("send_message", message="x" * 301)
+
+
+@pytest.mark.parametrize("sample", GOOD, ids=lambda c: c["function"])
+def test_json_schema_form_accepts_valid_calls(provider, sample):
+    schema = json.loads(provider.build(ALL, format="json_schema", max_string_length=300))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(sample, schema)
+    assert call_problem(json.dumps(sample), ALL) is None
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_json_schema_form_rejects_invalid_calls(provider, name):
+    schema = json.loads(provider.build(ALL, format="json_schema", max_string_length=300))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(BAD[name], schema)
+
+
+def test_json_schema_form_enforces_the_string_cap(provider):
+    schema = json.loads(provider.build(ALL, format="json_schema", max_string_length=300))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(SERIALISED_TOO_LONG, schema)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    thoughts=st.text(),
+    content=st.text(),
+    name=st.sampled_from(["human", "persona"]),
+    heartbeat=st.booleans(),
+    page=st.none() | st.integers(min_value=-(10**15), max_value=10**15),
+)
+def test_json_schema_form_accepts_any_text_in_strings(thoughts, content, name, heartbeat, page):
+    schema = json.loads(FunctionCallGrammar().build(MEMGPT, format="json_schema"))
+    optional = {} if page is None else {"page": page}
+    jsonschema.validate(
+        {
+            "function": "core_memory_append",
+            "params": {"inner_thoughts": thoughts, "name": name, "content": content, "request_heartbeat": heartbeat},
+        },
+        schema,
+    )
+    jsonschema.validate(
+        {
+            "function": "archival_memory_search",
+            "params": {"inner_thoughts": thoughts, "query": content, **optional, "request_heartbeat": heartbeat},
+        },
+        schema,
+    )
+
+
+def test_tool_format_schemas_are_read_too(provider):
+    tools = [{"type": "function", "function": fn} for fn in MEMGPT]
+    assert provider.build(tools, format="gbnf") == provider.build(MEMGPT, format="gbnf")
+
+
+def test_local_refs_are_inlined():
+    fn = {
+        "name": "tag",
+        "parameters": {
+            "type": "object",
+            "$defs": {"Colour": {"type": "string", "enum": ["red", "blue"]}},
+            "properties": {"colour": {"$ref": "#/$defs/Colour"}},
+            "required": ["colour"],
+        },
+    }
+    params = call_schema([fn])["properties"]["params"]
+    assert params["properties"]["colour"] == {"type": "string", "enum": ["red", "blue"]}
+    assert '"\\"red\\"" | "\\"blue\\""' in FunctionCallGrammar().build([fn], format="gbnf")
+
+
+@pytest.mark.parametrize(
+    ("functions", "words"),
+    [
+        ([], "no function schemas"),
+        ([{"parameters": {}}], "has no name"),
+        ([MEMGPT[0], MEMGPT[0]], "'send_message' is offered twice"),
+        (
+            [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "tuple"}}}}],
+            "function 'f', parameter 'x': \"tuple\" is not a JSON Schema type",
+        ),
+        (
+            [{"name": "f", "parameters": {"type": "object", "properties": {}, "required": ["x"]}}],
+            "function 'f': required lists 'x', which its properties do not declare",
+        ),
+        (
+            [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"$ref": "#/$defs/Nope"}}}}],
+            "cannot resolve $ref '#/$defs/Nope'",
+        ),
+        (
+            [
+                {
+                    "name": "f",
+                    "parameters": {
+                        "type": "object",
+                        "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}},
+                        "properties": {"x": {"$ref": "#/$defs/Node"}},
+                    },
+                }
+            ],
+            "refers to itself",
+        ),
+    ],
+)
+def test_schemas_the_generator_cannot_express_are_explained(provider, functions, words):
+    with pytest.raises(GrammarError) as err:
+        provider.build(functions, format="gbnf")
+    assert words in str(err.value)
+
+
+def test_an_unknown_format_is_explained(provider):
+    with pytest.raises(GrammarError, match="cannot write the format 'regex'") as err:
+        provider.build(MEMGPT, format="regex")
+    assert "gbnf, json_schema" in str(err.value)
+
+
+def test_heartbeat_is_a_boolean_even_if_declared_otherwise():
+    fn = {"name": "f", "parameters": {"type": "object", "properties": {"request_heartbeat": {"type": "string"}}}}
+    assert call_schema([fn])["properties"]["params"]["properties"]["request_heartbeat"] == {"type": "boolean"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"function": "send_message", "params": {"inner_thoughts": "t", "message": "m"}}', None),
+        ('{"function": "send_message", "params": {"inner_thoughts": "t", "message": "m"}', "not JSON"),
+        ('{"function": "shout", "params": {}}', "unknown function 'shout'"),
+        ('{"function": "pause_heartbeats", "params": {"inner_thoughts": "t", "minutes": true}}', "'minutes' is true"),
+        ('{"function": "pause_heartbeats", "params": {"inner_thoughts": "t"}}', "missing 'minutes'"),
+        (
+            '{"function": "core_memory_append", "params": {"inner_thoughts": "t", "name": "x", "content": "c", '
+            '"request_heartbeat": true}}',
+            "'name' is \"x\"",
+        ),
+    ],
+)
+def test_call_problem_names_what_is_wrong(text, problem):
+    found = call_problem(text, MEMGPT)
+    assert found == problem if problem is None else problem in found
