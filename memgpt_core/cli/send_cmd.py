@@ -1,11 +1,48 @@
-"""``memgpt send``: Send one message to an agent and print its replies."""
+"""``memgpt send``: send one message to an agent and print its replies (``--json``: one event per line)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import click
+
+from memgpt_core.cli.run_cmd import Printer, agent_options, progress_line, session_options
 
 
 @click.command()
-def send() -> None:
-    """Send one message to an agent and print its replies."""
-    raise click.ClickException("memgpt send is not implemented yet")
+@agent_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event (type, text, name, ...).")
+@click.argument("message")
+def send(message: str, as_json: bool, **kwargs: Any) -> None:
+    """Send one message to an agent and print its replies (the agent is created if it does not exist)."""
+    from memgpt_core.agent.session import open_session
+    from memgpt_core.errors import MemGPTError
+
+    if not kwargs.get("agent"):
+        raise click.UsageError("memgpt send needs --agent NAME (see `memgpt agents list`)")
+
+    def emit_json(event: Any) -> None:
+        sys.stdout.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    printer = emit_json if as_json else Printer(debug=kwargs["debug"], replies_only=True)
+    try:
+        with open_session(
+            session_options(kwargs), on_event=printer, progress=None if as_json else progress_line
+        ) as session:
+            if session.created and not as_json:
+                click.echo(click.style(f"created agent {session.agent.record.name}", dim=True), err=True)
+            session.agent.user_message(message)
+    except MemGPTError as exc:
+        if not as_json:
+            raise
+        error: dict[str, Any] = {"type": "error", "text": str(exc), "error": type(exc).__name__}
+        raw = getattr(exc, "raw", None)
+        if raw is not None:
+            error["raw"] = raw
+        emit_json_line = json.dumps(error, ensure_ascii=False)
+        sys.stdout.write(emit_json_line + "\n")
+        sys.stdout.flush()
+        raise SystemExit(1) from None

@@ -1,0 +1,551 @@
+"""The SQLite store: agents, core memory, every message (recall) and archival passages, in one WAL-mode file.
+
+Each agent step is written in one transaction (``Store.transaction``), so a process killed at any instant loses at
+most the step in flight. Recall and archival search use FTS5 (BM25), which works offline with no model.
+``synchronous=NORMAL`` in WAL mode survives any process crash; only a power cut can drop the last few commits, and
+even then the file is never corrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from memgpt_core.errors import AgentInUseError, ConfigError, MemGPTError
+
+HOME_ENV = "MEMGPT_HOME"
+DB_NAME = "memgpt.db"
+SCHEMA_VERSION = 1
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL,
+    persona TEXT NOT NULL,
+    human TEXT NOT NULL,
+    persona_limit INTEGER NOT NULL,
+    human_limit INTEGER NOT NULL,
+    context TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT,
+    content TEXT,
+    function_call TEXT,
+    text TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS messages_by_date ON messages(agent_id, created_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, content='messages', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.text != '' BEGIN
+    INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages WHEN old.text != '' BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TABLE IF NOT EXISTS archival (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    content TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archival_by_agent ON archival(agent_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS archival_fts USING fts5(content, content='archival', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS archival_fts_insert AFTER INSERT ON archival BEGIN
+    INSERT INTO archival_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS archival_fts_delete AFTER DELETE ON archival BEGIN
+    INSERT INTO archival_fts(archival_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+"""
+
+
+# Recall results say who spoke; the agent is "you" because the results are read by the agent itself.
+_SPEAKER = "(CASE t.role WHEN 'user' THEN 'user: ' WHEN 'assistant' THEN 'you: ' ELSE '' END) || "
+
+
+def memgpt_home() -> Path:
+    """``$MEMGPT_HOME``, or ``~/.memgpt``."""
+    raw = os.environ.get(HOME_ENV, "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".memgpt"
+
+
+def now() -> str:
+    """The current UTC time in the store's format (sortable text)."""
+    return datetime.now(timezone.utc).strftime(TIME_FORMAT)
+
+
+@dataclass
+class AgentRecord:
+    """One agent as stored: its settings, core memory, the ids of the messages in its context, and loop state."""
+
+    id: str
+    name: str
+    created_at: str
+    config: dict[str, Any]
+    persona: str
+    human: str
+    persona_limit: int = 2000
+    human_limit: int = 2000
+    context: list[int] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MessageRecord:
+    """One message as the agent saw it (OpenAI chat shape), plus ``text``: its readable part, indexed for search."""
+
+    id: int
+    created_at: str
+    role: str
+    content: str | None
+    name: str | None = None
+    function_call: dict[str, Any] | None = None
+    text: str = ""
+
+    def to_chat(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            message["name"] = self.name
+        if self.function_call is not None:
+            message["function_call"] = self.function_call
+        return message
+
+
+@dataclass
+class SearchPage:
+    """One page of search results: ``items`` are (time, text) pairs; ``total`` counts every match."""
+
+    items: list[tuple[str, str]]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+class ArchivalIndex(Protocol):
+    """How archival passages are found. FTS5 BM25 by default; an embedding index plugs in here later."""
+
+    def search(self, conn: sqlite3.Connection, agent_id: str, query: str, limit: int, offset: int) -> SearchPage: ...
+
+
+def fts_query(text: str, *, any_word: bool = False) -> str | None:
+    """A safe FTS5 query from free text: each word quoted (no operators from the user), all words or any word."""
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return None
+    joiner = " OR " if any_word else " "
+    return joiner.join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+def _fts_page(
+    conn: sqlite3.Connection, fts: str, table: str, column: str, agent_id: str, query: str, limit: int, offset: int
+) -> SearchPage:
+    """``column`` is an SQL expression over the table aliased ``t``: what each result shows."""
+    # Every word first; if nothing has them all, any word, ranked by BM25 so the best matches still come first.
+    for any_word in (False, True):
+        match = fts_query(query, any_word=any_word)
+        if match is None:
+            return SearchPage([], 0, offset // limit + 1, limit)
+        total = conn.execute(
+            f"SELECT count(*) FROM {fts} JOIN {table} t ON t.id = {fts}.rowid WHERE {fts} MATCH ? AND t.agent_id = ?",
+            (match, agent_id),
+        ).fetchone()[0]
+        if total:
+            rows = conn.execute(
+                f"SELECT t.created_at, {column} FROM {fts} JOIN {table} t ON t.id = {fts}.rowid "
+                f"WHERE {fts} MATCH ? AND t.agent_id = ? ORDER BY {fts}.rank LIMIT ? OFFSET ?",
+                (match, agent_id, limit, offset),
+            ).fetchall()
+            return SearchPage([(r[0], r[1]) for r in rows], total, offset // limit + 1, limit)
+    return SearchPage([], 0, offset // limit + 1, limit)
+
+
+class Fts5ArchivalIndex:
+    """Archival search by SQLite FTS5 BM25 relevance."""
+
+    def search(self, conn: sqlite3.Connection, agent_id: str, query: str, limit: int, offset: int) -> SearchPage:
+        return _fts_page(conn, "archival_fts", "archival", "t.content", agent_id, query, limit, offset)
+
+
+class AgentLock:
+    """An OS file lock that says one process has an agent open; the OS drops it when the process dies."""
+
+    def __init__(self, path: Path, agent_name: str) -> None:
+        self.path = path
+        self.agent_name = agent_name
+        self._file: Any = None
+
+    def acquire(self) -> AgentLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for as long as the lock lives
+        try:
+            _lock_file(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AgentInUseError(
+                f"agent {self.agent_name!r} is in use by {holder}",
+                fix="close the other `memgpt run` or `memgpt send` using it, or pick another agent with --agent",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        self._file = handle
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                _unlock_file(self._file)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> AgentLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _lock_file(handle: Any) -> None:
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(handle: Any) -> None:
+    if os.name == "nt":  # pragma: no cover
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class Store:
+    """Every agent's state in one SQLite file. Writes happen inside ``transaction()``; one per agent step."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, archival_index: ArchivalIndex | None = None):
+        self.home = Path(path).parent if path else memgpt_home()
+        self.path = Path(path) if path else self.home / DB_NAME
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a step is exactly one transaction.
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the agent database {self.path} was written by a newer memgpt (schema {version})",
+                    fix="upgrade memgpt, or point MEMGPT_HOME at another folder",
+                )
+            if version < SCHEMA_VERSION:
+                # Every statement is IF NOT EXISTS, so two processes creating the file at once both succeed.
+                self.conn.executescript(_SCHEMA)
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise MemGPTError(
+                f"could not open the agent database {self.path}: {exc}",
+                fix=f"check that the folder is writable, or set {HOME_ENV} to another folder",
+            ) from None
+        self.archival_index: ArchivalIndex = archival_index or Fts5ArchivalIndex()
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all. Nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of failing half-way.
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    # -- agents ----------------------------------------------------------------------------------------------------
+
+    def lock(self, agent: AgentRecord) -> AgentLock:
+        """The agent's lock, acquired: raises AgentInUseError when another process holds it."""
+        return AgentLock(self.home / "locks" / f"{agent.id}.lock", agent.name).acquire()
+
+    def create_agent(
+        self,
+        name: str,
+        *,
+        persona: str,
+        human: str,
+        config: dict[str, Any] | None = None,
+        persona_limit: int = 2000,
+        human_limit: int = 2000,
+    ) -> AgentRecord:
+        if not name or not re.fullmatch(r"[\w.\-]+", name):
+            raise ConfigError(
+                f"{name!r} is not a valid agent name", fix="use letters, digits, '-', '_' or '.', without spaces"
+            )
+        record = AgentRecord(
+            id=uuid.uuid4().hex,
+            name=name,
+            created_at=now(),
+            config=dict(config or {}),
+            persona=persona,
+            human=human,
+            persona_limit=persona_limit,
+            human_limit=human_limit,
+        )
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO agents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        record.id,
+                        record.name,
+                        record.created_at,
+                        json.dumps(record.config),
+                        record.persona,
+                        record.human,
+                        record.persona_limit,
+                        record.human_limit,
+                        "[]",
+                        "{}",
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise ConfigError(
+                f"an agent named {name!r} already exists", fix=f"resume it with --agent {name}, or pick another name"
+            ) from None
+        return record
+
+    def get_agent(self, name: str) -> AgentRecord | None:
+        row = self.conn.execute("SELECT * FROM agents WHERE name = ? OR id = ?", (name, name)).fetchone()
+        return _agent(row) if row else None
+
+    def list_agents(self) -> list[tuple[AgentRecord, int, int]]:
+        """Every agent with its recall and archival counts, oldest first."""
+        rows = self.conn.execute("SELECT * FROM agents ORDER BY created_at, name").fetchall()
+        return [(a, self.count_messages(a.id), self.count_archival(a.id)) for a in map(_agent, rows)]
+
+    def save_agent(self, agent: AgentRecord) -> None:
+        """Write the agent's memory, context and state (call inside the step's transaction)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE agents SET config=?, persona=?, human=?, persona_limit=?, human_limit=?, context=?, state=? "
+                "WHERE id=?",
+                (
+                    json.dumps(agent.config),
+                    agent.persona,
+                    agent.human,
+                    agent.persona_limit,
+                    agent.human_limit,
+                    json.dumps(agent.context),
+                    json.dumps(agent.state),
+                    agent.id,
+                ),
+            )
+
+    def delete_agent(self, agent: AgentRecord) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM messages WHERE agent_id = ?", (agent.id,))
+            conn.execute("DELETE FROM archival WHERE agent_id = ?", (agent.id,))
+            conn.execute("DELETE FROM agents WHERE id = ?", (agent.id,))
+        with contextlib.suppress(OSError):
+            (self.home / "locks" / f"{agent.id}.lock").unlink()
+
+    # -- messages (recall memory) ----------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        agent_id: str,
+        role: str,
+        content: str | None,
+        *,
+        name: str | None = None,
+        function_call: dict[str, Any] | None = None,
+        text: str = "",
+        created_at: str | None = None,
+    ) -> MessageRecord:
+        created = created_at or now()
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO messages (agent_id, created_at, role, name, content, function_call, text) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    agent_id,
+                    created,
+                    role,
+                    name,
+                    content,
+                    json.dumps(function_call) if function_call is not None else None,
+                    text,
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return MessageRecord(cursor.lastrowid, created, role, content, name, function_call, text)
+
+    def get_messages(self, ids: Sequence[int]) -> list[MessageRecord]:
+        """The messages with these ids, in the order given (missing ids are skipped)."""
+        if not ids:
+            return []
+        found: dict[int, MessageRecord] = {}
+        # Chunks keep us under SQLite's bound-parameter limit for long contexts.
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT id, created_at, role, content, name, function_call, text FROM messages WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = MessageRecord(
+                    row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6]
+                )
+        return [found[i] for i in ids if i in found]
+
+    def update_message(self, agent_id: str, message: MessageRecord) -> None:
+        with self.transaction() as conn:
+            # Delete then insert, so the FTS triggers keep the search index in step with the new text.
+            conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+            conn.execute(
+                "INSERT INTO messages (id, agent_id, created_at, role, name, content, function_call, text) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    message.id,
+                    agent_id,
+                    message.created_at,
+                    message.role,
+                    message.name,
+                    message.content,
+                    json.dumps(message.function_call) if message.function_call is not None else None,
+                    message.text,
+                ),
+            )
+
+    def delete_messages(self, ids: Sequence[int]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    def count_messages(self, agent_id: str) -> int:
+        """Messages in recall memory: those with readable text (user messages, replies, thoughts, results)."""
+        return self.conn.execute(
+            "SELECT count(*) FROM messages WHERE agent_id = ? AND text != ''", (agent_id,)
+        ).fetchone()[0]
+
+    def search_messages(self, agent_id: str, query: str, *, page: int = 1, page_size: int = 5) -> SearchPage:
+        """Recall search by words (BM25 relevance)."""
+        offset = (max(page, 1) - 1) * page_size
+        return _fts_page(self.conn, "messages_fts", "messages", _SPEAKER + "t.text", agent_id, query, page_size, offset)
+
+    def search_messages_by_date(
+        self, agent_id: str, start: str, end: str, *, page: int = 1, page_size: int = 5
+    ) -> SearchPage:
+        """Recall messages from ``start`` to ``end`` (YYYY-MM-DD, both days included, UTC), oldest first."""
+        low = _parse_day(start, "start_date")
+        high = _parse_day(end, "end_date")
+        if high < low:
+            raise ValueError(f"end_date {end} is before start_date {start}")
+        low_s = low.strftime(TIME_FORMAT)
+        high_s = (high + timedelta(days=1)).strftime(TIME_FORMAT)
+        offset = (max(page, 1) - 1) * page_size
+        total = self.conn.execute(
+            "SELECT count(*) FROM messages WHERE agent_id = ? AND created_at >= ? AND created_at < ? AND text != ''",
+            (agent_id, low_s, high_s),
+        ).fetchone()[0]
+        rows = self.conn.execute(
+            f"SELECT created_at, {_SPEAKER}t.text FROM messages t WHERE agent_id = ? AND created_at >= ? "
+            "AND created_at < ? "
+            "AND text != '' ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (agent_id, low_s, high_s, page_size, offset),
+        ).fetchall()
+        return SearchPage([(r[0], r[1]) for r in rows], total, max(page, 1), page_size)
+
+    # -- archival memory -------------------------------------------------------------------------------------------
+
+    def archival_insert(self, agent_id: str, content: str, *, created_at: str | None = None) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO archival (agent_id, created_at, content) VALUES (?,?,?)",
+                (agent_id, created_at or now(), content),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def archival_search(self, agent_id: str, query: str, *, page: int = 1, page_size: int = 5) -> SearchPage:
+        offset = (max(page, 1) - 1) * page_size
+        return self.archival_index.search(self.conn, agent_id, query, page_size, offset)
+
+    def count_archival(self, agent_id: str) -> int:
+        return self.conn.execute("SELECT count(*) FROM archival WHERE agent_id = ?", (agent_id,)).fetchone()[0]
+
+
+def _agent(row: Sequence[Any]) -> AgentRecord:
+    return AgentRecord(
+        id=row[0],
+        name=row[1],
+        created_at=row[2],
+        config=json.loads(row[3]),
+        persona=row[4],
+        human=row[5],
+        persona_limit=row[6],
+        human_limit=row[7],
+        context=json.loads(row[8]),
+        state=json.loads(row[9]),
+    )
+
+
+def _parse_day(value: str, label: str) -> datetime:
+    try:
+        return datetime.strptime(str(value).strip()[:10], "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(f"{label} {value!r} is not a date in the form YYYY-MM-DD") from None
