@@ -1,0 +1,148 @@
+"""Real pip installs in a new virtual environment: plugins appear and disappear with their distributions.
+
+One environment per module (memgpt-core installed once); each test installs what it needs and uninstalls it again.
+Sources are copied to a temporary folder first, so that setuptools' ``build/`` folders never land in the work tree.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
+COMMUNITY = Path(__file__).resolve().parent / "community_wrapper"
+_SKIP = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache", "dist")
+
+
+@dataclass
+class Venv:
+    root: Path
+    sources: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.root / "bin" / "python")
+
+    @property
+    def memgpt(self) -> str:
+        return str(self.root / "bin" / "memgpt")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(list(args), capture_output=True, text=True, timeout=600, env=_clean_env())
+        if check:
+            assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def pip(self, *args: str) -> None:
+        self.run(self.python, "-m", "pip", "--quiet", "--disable-pip-version-check", *args)
+
+    def source(self, folder: Path) -> str:
+        """A private copy of a package folder, to build from."""
+        target = self.sources / folder.name
+        if not target.exists():
+            shutil.copytree(folder, target, ignore=_SKIP)
+        return str(target)
+
+    def listed(self) -> list[dict]:
+        return json.loads(self.run(self.memgpt, "plugins", "list", "--json").stdout)
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    # The new environment must see only what was installed into it.
+    skip = {"PYTHONPATH", "MEMGPT_LOAD_PLUGINS", "MEMGPT_STRICT_PLUGINS", "VIRTUAL_ENV", "PYTHONHOME"}
+    return {k: v for k, v in os.environ.items() if k not in skip}
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    base = tmp_path_factory.mktemp("pip-install")
+    env = Venv(base / "venv", base / "src")
+    env.sources.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", str(env.root)], check=True, timeout=300)
+    core = env.sources / "memgpt-core"
+    core.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, core / name)
+    shutil.copytree(ROOT / "memgpt_core", core / "memgpt_core", ignore=_SKIP)
+    env.pip("install", str(core))
+    return env
+
+
+def test_core_alone_lists_no_plugins(venv: Venv) -> None:
+    assert venv.listed() == []
+    assert "No plugins installed" in venv.run(venv.memgpt, "plugins", "list").stdout
+
+
+def test_pip_install_of_one_backend_plugin_shows_exactly_that_plugin(venv: Venv) -> None:
+    venv.pip("install", venv.source(ROOT / "plugins" / "memgpt_backend_koboldcpp"))
+    try:
+        listed = venv.listed()
+        assert [p["name"] for p in listed] == ["memgpt-backend-koboldcpp"]
+        assert listed[0]["backends"] == ["koboldcpp"] and listed[0]["error"] is None
+        table = venv.run(venv.memgpt, "plugins", "list").stdout
+        assert "memgpt-backend-koboldcpp" in table and "backends: koboldcpp" in table
+    finally:
+        venv.pip("uninstall", "-y", "memgpt-backend-koboldcpp")
+    assert venv.listed() == []
+
+
+def test_a_plugin_that_raises_on_import_is_shown_broken_and_everything_else_works(venv: Venv) -> None:
+    koboldcpp = venv.source(ROOT / "plugins" / "memgpt_backend_koboldcpp")
+    venv.pip("install", venv.source(FIXTURES / "broken_plugin"), koboldcpp)
+    try:
+        listed = {p["name"]: p for p in venv.listed()}
+        assert sorted(listed) == ["memgpt-backend-koboldcpp", "memgpt-broken-plugin"]
+        assert listed["memgpt-broken-plugin"]["error"] == (
+            "could not be loaded: RuntimeError: memgpt-broken-plugin fails on import on purpose"
+        )
+        assert listed["memgpt-backend-koboldcpp"]["error"] is None
+
+        table = venv.run(venv.memgpt, "plugins", "list")
+        broken = next(line for line in table.stdout.splitlines() if line.startswith("memgpt-broken-plugin"))
+        assert broken.split()[1:3] == ["0.0.1", "broken"]
+        assert "second line" not in table.stdout and "Traceback" not in table.stderr
+
+        help_text = venv.run(venv.memgpt, "--help")
+        assert "plugins" in help_text.stdout and "Traceback" not in help_text.stderr
+        venv.run(venv.memgpt, "--version")
+        venv.run(venv.memgpt, "plugins", "--help")
+    finally:
+        venv.pip("uninstall", "-y", "memgpt-broken-plugin", "memgpt-backend-koboldcpp")
+
+
+def test_community_wrapper_installs_with_plugins_install_and_is_usable_by_name(venv: Venv) -> None:
+    """A third-party wrapper package: `memgpt plugins install` adds it, core finds it by name, its own tests pass."""
+    package = venv.source(COMMUNITY)
+    venv.run(venv.memgpt, "plugins", "install", package)
+    try:
+        listed = venv.listed()
+        assert [(p["name"], p["wrappers"], p["error"]) for p in listed] == [
+            ("memgpt-community-alpaca", ["community-alpaca"], None)
+        ]
+        use = venv.run(
+            venv.python,
+            "-c",
+            "from memgpt_core import plugins\n"
+            "w = plugins.get_wrapper('community-alpaca')\n"
+            "print(type(w).__module__, plugins.plugin_of('wrappers', 'community-alpaca'))\n"
+            "prompt = w.chat_completion_to_prompt([{'role': 'user', 'content': 'hello'}], [])\n"
+            "print(prompt.splitlines()[-1])\n",
+        )
+        assert use.stdout.splitlines() == ["memgpt_community_alpaca memgpt-community-alpaca", "### Response:"]
+
+        # The package's own tests: the conformance kit in a few lines, run where the package is installed.
+        venv.pip("install", "pytest")
+        tests = venv.run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{package}/tests")
+        assert " passed" in tests.stdout and "skipped" not in tests.stdout and "failed" not in tests.stdout
+    finally:
+        venv.run(venv.memgpt, "plugins", "uninstall", "-y", "memgpt-community-alpaca")
+    assert venv.listed() == []
