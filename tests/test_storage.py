@@ -1,0 +1,137 @@
+"""The SQLite store: agents, recall search by words and by date with pages, archival BM25 search, the agent lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from memgpt_core.errors import AgentInUseError, ConfigError
+from memgpt_core.storage import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "memgpt.db") as s:
+        yield s
+
+
+def test_the_database_is_in_wal_mode_under_memgpt_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMGPT_HOME", str(tmp_path / "home"))
+    with Store() as store:
+        assert store.path == tmp_path / "home" / "memgpt.db"
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_agents_are_created_listed_found_and_deleted(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    store.create_agent("bob", persona="p", human="h")
+    store.add_message(a.id, "user", "{}", text="hello there")
+    store.archival_insert(a.id, "a note")
+    assert store.get_agent("alice").id == a.id
+    assert store.get_agent(a.id).name == "alice"
+    assert [(r.name, m, n) for r, m, n in store.list_agents()] == [("alice", 1, 1), ("bob", 0, 0)]
+    store.delete_agent(a)
+    assert store.get_agent("alice") is None
+    assert store.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.search_messages(a.id, "hello").total == 0
+
+
+def test_a_duplicate_or_malformed_name_is_refused_with_a_sentence(store):
+    store.create_agent("alice", persona="p", human="h")
+    with pytest.raises(ConfigError, match="already exists"):
+        store.create_agent("alice", persona="p", human="h")
+    with pytest.raises(ConfigError, match="not a valid agent name"):
+        store.create_agent("two words", persona="p", human="h")
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_message(a.id, "user", "{}", text="lost")
+        store.archival_insert(a.id, "lost too")
+        raise RuntimeError("killed mid-step")
+    assert store.count_messages(a.id) == 0
+    assert store.count_archival(a.id) == 0
+
+
+def test_recall_search_ranks_by_words_and_pages(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    other = store.create_agent("bob", persona="p", human="h")
+    for i in range(12):
+        store.add_message(a.id, "user", "{}", text=f"message {i} about gardening")
+    store.add_message(a.id, "assistant", None, text="I love tomatoes in the garden")
+    store.add_message(other.id, "user", "{}", text="bob likes gardening too")
+    page1 = store.search_messages(a.id, "gardening", page=1, page_size=5)
+    page3 = store.search_messages(a.id, "gardening", page=3, page_size=5)
+    assert (page1.total, page1.pages, len(page1.items), len(page3.items)) == (12, 3, 5, 2)
+    assert all(text.startswith("user: ") for _, text in page1.items)
+    # Words the user typed are never FTS operators; with no message holding all words, any word still matches.
+    assert store.search_messages(a.id, 'tomatoes OR "NEAR(').items[0][1] == "you: I love tomatoes in the garden"
+    assert store.search_messages(a.id, "zebra").total == 0
+    assert store.search_messages(a.id, "?!").total == 0
+
+
+def test_recall_search_by_date_includes_both_days(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    store.add_message(a.id, "user", "{}", text="monday", created_at="2026-01-05 23:59:59")
+    store.add_message(a.id, "user", "{}", text="tuesday", created_at="2026-01-06 00:00:00")
+    store.add_message(a.id, "user", "{}", text="wednesday", created_at="2026-01-07 00:00:00")
+    store.add_message(a.id, "function", "{}", created_at="2026-01-06 10:00:00")  # no text: not in recall
+    page = store.search_messages_by_date(a.id, "2026-01-05", "2026-01-06")
+    assert [text for _, text in page.items] == ["user: monday", "user: tuesday"]
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        store.search_messages_by_date(a.id, "last week", "2026-01-06")
+    with pytest.raises(ValueError, match="before"):
+        store.search_messages_by_date(a.id, "2026-01-06", "2026-01-05")
+
+
+def test_archival_search_is_bm25_relevance(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    store.archival_insert(a.id, "The user's cat is called Miso and likes tuna.")
+    store.archival_insert(a.id, "The user works as a nurse on night shifts.")
+    store.archival_insert(a.id, "Cat cat cat: the user mentioned cats many times, Miso the cat especially.")
+    result = store.archival_search(a.id, "Miso cat")
+    assert result.total == 2
+    assert "cats many times" in result.items[0][1]  # more matches of the words rank first
+    assert store.archival_search(a.id, "nurse").items[0][1].endswith("night shifts.")
+
+
+def test_a_second_opener_of_the_same_agent_gets_agent_in_use(store, tmp_path):
+    a = store.create_agent("alice", persona="p", human="h")
+    lock = store.lock(a)
+    with pytest.raises(AgentInUseError, match="alice.*in use"):
+        store.lock(a)
+    # Another process gets the same clear refusal.
+    code = (
+        "import sys; from memgpt_core.storage import Store; from memgpt_core.errors import AgentInUseError\n"
+        f"s = Store({str(tmp_path / 'memgpt.db')!r})\n"
+        "try:\n    s.lock(s.get_agent('alice'))\nexcept AgentInUseError as e:\n    print(e); sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "in use by process" in done.stdout
+    lock.release()
+    store.lock(a).release()  # free again once released
+
+
+def test_a_killed_holder_does_not_keep_the_agent_locked(store, tmp_path):
+    a = store.create_agent("alice", persona="p", human="h")
+    code = (
+        "import os, signal; from memgpt_core.storage import Store\n"
+        f"s = Store({str(tmp_path / 'memgpt.db')!r}); s.lock(s.get_agent('alice'))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], timeout=60)
+    store.lock(a).release()
+
+
+def test_a_database_from_a_newer_memgpt_is_refused(tmp_path):
+    path = tmp_path / "memgpt.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(ConfigError, match="newer memgpt"):
+        Store(path)
