@@ -1,0 +1,506 @@
+"""Output repair: a local model's raw text read as one call to an offered function, or a ParseError saying why not.
+
+The order of work, cheapest first:
+
+1. Strict JSON at the start of each candidate object (C speed; most outputs stop here).
+2. A small tolerant scanner finds where the candidate object ends, or, when the text runs out first, the last point
+   where everything written so far was complete. A cut-off object is closed there, so a half-written argument is
+   dropped rather than guessed at.
+3. ``json_repair`` reads what strict JSON cannot (single quotes, Python literals, comments, unquoted keys, unescaped
+   quotes, trailing commas), on a span capped at ``MAX_REPAIR_CHARS``.
+4. Schema-aware steps json_repair cannot know: the function name is matched only against the offered functions,
+   ``params`` may be spelled ``parameters``/``arguments`` or be a JSON string, inner thoughts may sit outside
+   ``params``, and every required argument must be there.
+
+A wrong call is worse than an error: nothing here guesses between two functions or fills in a missing argument.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from memgpt_core.errors import ParseError
+
+if TYPE_CHECKING:
+    from memgpt_core.models import FunctionCall
+
+INNER_THOUGHTS = "inner_thoughts"
+PARAMS_KEYS = ("params", "parameters", "arguments", "args")
+NAME_KEYS = ("function", "name")
+
+MAX_SCAN_CHARS = 64 * 1024
+"""How far the tolerant scanner follows one candidate object. A real call is a few KB; this bounds the time."""
+MAX_REPAIR_CHARS = 16 * 1024
+"""The longest span handed to json_repair, whose time grows faster than linearly on some broken inputs."""
+MAX_DEPTH = 48
+"""Nesting deeper than this is not a function call; refusing it early keeps json_repair out of deep recursion."""
+MAX_CANDIDATES = 4
+
+_DECODER = json.JSONDecoder(strict=False)  # strict=False: raw line breaks inside strings are read as written
+# A call object usually opens with its name key; these are tried first, then the first brace of all.
+_CALL_START = re.compile(r"""\{\s*["']?(?:function|name|function_call)["']?\s*:""")
+_BARE_CALL_KEY = re.compile(r"""["']function["']\s*:""")
+# Tokens that end a model's turn in common formats. Text from one of them on is a stop-sequence leftover.
+_TURN_END = re.compile(r"<\|im_end\|>|<\|im_start\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|\nUSER:|\nASSISTANT:")
+# ``\_`` is never a valid JSON escape; it is a markdown habit (``send\_message``). An even run of backslashes before
+# it is a literal backslash, so only an odd run loses one.
+_MARKDOWN_UNDERSCORE = re.compile(r"(?<!\\)((?:\\\\)*)\\_")
+_TOKEN = re.compile(r"""[ \t\r\n]*(?:([{}\[\],:])|(["'])|(//|\#)|(/\*)|(```)|([^\s{}\[\],:"'/\#`]+)|(.))""", re.S)
+_STRING_STOP = {'"': re.compile(r'[\\"]'), "'": re.compile(r"[\\']")}
+_LINE_END = re.compile(r"\n")
+_AFTER_CLOSING_QUOTE = re.compile(r"[ \t\r\n]*(?:([,}\]:])|\Z)")
+_NEXT_KEY = re.compile(r"""[ \t\r\n]*(?:["'][^"'\n]{1,80}["'][ \t]*:|[A-Za-z_][\w-]{0,80}[ \t]*:|[}\]]|\Z)""")
+_QUOTED_KEY = re.compile(r"""[ \t\r\n]*["'][^"'\n]{1,80}["'][ \t]*:""")
+_NEXT_VALUE = re.compile(r"""[ \t\r\n]*(?:["'{\[\]]|-?\d|true|false|null|True|False|None|\Z)""")
+# An odd run of backslashes before the quote means the quote is escaped already.
+_ESCAPED_SINGLE_QUOTE = re.compile(r"(?<!\\)((?:\\\\)*)\\'")
+_BARE_DOUBLE_QUOTE = re.compile(r'(?<!\\)((?:\\\\)*)"')
+_COMPLETE_WORDS = frozenset({"true", "false", "null", "True", "False", "None"})
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_TRUE_WORDS = {"true": True, "True": True, "false": False, "False": False}
+
+
+def parse_function_call(
+    raw: str, functions: list[dict[str, Any]], *, inner_thoughts_in_params: bool = True
+) -> FunctionCall:
+    """Read ``raw`` as ``{"function": NAME, "params": {"inner_thoughts": ..., ...}}``, repairing what is safe.
+
+    ``functions`` are the OpenAI-style schemas the prompt offered; the name must be one of them exactly (after
+    undoing markdown escapes). With no functions, any name is accepted. A call cut off by the token limit is
+    returned with ``truncated=True`` only if every required argument was complete. Raises ``ParseError``.
+    """
+    from memgpt_core.models import FunctionCall
+
+    if not isinstance(raw, str):
+        raise ParseError(f"expected the model's text, got {type(raw).__name__}", str(raw))
+    text = _MARKDOWN_UNDERSCORE.sub(r"\1_", raw) if "\\_" in raw else raw
+    if not text.strip():
+        raise ParseError("the model returned no text", raw, fix=_FIX_EMPTY)
+    obj, start, truncated = _find_call_object(text, raw)
+    schemas = _schemas_by_name(functions)
+    name, arguments, thoughts = _read_call(obj, schemas, raw, truncated)
+    if thoughts is None and not inner_thoughts_in_params:
+        before = text[:start].strip()
+        thoughts = before or None
+    return FunctionCall(name=name, arguments=arguments, inner_thoughts=thoughts, truncated=truncated)
+
+
+_FIX_EMPTY = "check the backend's stop sequences and max tokens; a grammar wrapper (-grammar) forces a call"
+_FIX_SHAPE = 'the model should answer with {"function": NAME, "params": {...}}; a -grammar wrapper enforces it'
+
+
+# -- finding and reading the JSON object ---------------------------------------------------------------------------
+
+
+def _find_call_object(text: str, raw: str) -> tuple[dict[str, Any], int, bool]:
+    """The first candidate object that reads as a dict with a function name: (object, where it starts, truncated)."""
+    starts: list[int] = []
+    for match in _CALL_START.finditer(text):
+        starts.append(match.start())
+        if len(starts) >= MAX_CANDIDATES - 1:
+            break
+    first = text.find("{")
+    if first >= 0 and first not in starts:
+        starts.append(first)
+    starts.sort()
+    synthetic = False
+    bare = _BARE_CALL_KEY.search(text, 0, starts[0] if starts else len(text))
+    if bare is not None:
+        # "function": ... with no opening brace before it (dropped, or the primed opening left out): supply one.
+        at = bare.start()
+        text = text[:at] + "{" + text[at:]
+        starts = [at, *(s + 1 for s in starts)]
+        synthetic = True
+    if not starts:
+        raise ParseError("the output contains no JSON object", raw, fix=_FIX_SHAPE)
+
+    reasons: list[str] = []
+    fallback: tuple[dict[str, Any], int, bool] | None = None
+    for start in starts[:MAX_CANDIDATES]:
+        try:
+            obj, truncated = _read_object(text, start)
+        except _Unreadable as exc:
+            reasons.append(str(exc))
+            continue
+        if _has_name(obj):
+            return obj, start, truncated
+        if fallback is None:
+            fallback = (obj, start, truncated)
+    if fallback is not None:
+        return fallback  # a readable object without a name: _read_call explains what is missing
+    reason = reasons[0] if reasons else "no JSON object could be read"
+    if synthetic:
+        reason += " (the opening brace was missing too)"
+    raise ParseError(reason, raw, fix=_FIX_SHAPE)
+
+
+class _Unreadable(Exception):
+    """One candidate could not be read; the message is the reason shown if no other candidate can be."""
+
+
+def _has_name(obj: dict[str, Any]) -> bool:
+    inner = obj.get("function_call")
+    if isinstance(inner, dict):
+        obj = inner
+    return any(key in obj for key in NAME_KEYS)
+
+
+def _read_object(text: str, start: int) -> tuple[dict[str, Any], bool]:
+    """Read the object starting at ``text[start] == '{'``: (object, truncated)."""
+    try:  # the fast path: valid JSON, whatever follows it
+        obj, _ = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        if isinstance(obj, dict):
+            return obj, False
+    end_mark = _TURN_END.search(text, start)
+    limit = end_mark.start() if end_mark else len(text)
+    scan = _scan(text, start, min(limit, start + MAX_SCAN_CHARS))
+    if scan.closed_at is not None:
+        span, truncated = _requoted(text, start, scan.closed_at, scan.odd_strings), False
+    else:
+        if limit - start > MAX_SCAN_CHARS:
+            raise _Unreadable(f"the call object does not end within {MAX_SCAN_CHARS // 1024} KB")
+        span = _requoted(text, start, scan.safe_pos, scan.odd_strings) + scan.safe_closers
+        truncated = not scan.complete_at_end
+    obj = _loads(span)
+    if not isinstance(obj, dict):
+        raise _Unreadable("the output's JSON is not an object")
+    if truncated and scan.closed_at is None:
+        _drop_open_argument(obj, len(scan.safe_closers))
+    return obj, truncated
+
+
+def _loads(span: str) -> Any:
+    try:
+        return _DECODER.decode(span)
+    except ValueError:
+        pass
+    if len(span) > MAX_REPAIR_CHARS:
+        raise _Unreadable(
+            f"the call is {len(span) // 1024} KB of broken JSON; repair stops at {MAX_REPAIR_CHARS // 1024} KB"
+        )
+    import json_repair
+
+    try:
+        return json_repair.loads(span)
+    except (ValueError, RecursionError, IndexError, TypeError, KeyError) as exc:  # json_repair's own failures
+        raise _Unreadable(f"the JSON could not be repaired ({type(exc).__name__})") from exc
+
+
+class _Scan:
+    """What the tolerant scanner found: where the object closed, or the last complete point before the text ran out."""
+
+    __slots__ = ("closed_at", "complete_at_end", "odd_strings", "safe_closers", "safe_pos")
+
+    def __init__(self) -> None:
+        self.closed_at: int | None = None
+        self.odd_strings: list[tuple[int, int]] = []
+        """Strings strict JSON cannot read as written: single-quoted, or with bare quotes inside."""
+        self.safe_pos = 0
+        self.safe_closers = ""
+        self.complete_at_end = False
+
+
+def _scan(text: str, start: int, end: int) -> _Scan:
+    """Follow the object from ``text[start]`` ('{') with a tolerant tokenizer, in linear time.
+
+    Strings may use either quote; a quote inside a string ends it only where the text after it reads like the next
+    member (the heuristic json_repair uses too). ``safe_pos``/``safe_closers`` record the last point where every
+    value written so far was complete, and the brackets that close the object from there.
+    """
+    result = _Scan()
+    # One entry per open container: [closer, phase]; phase is "key", "colon", "value" or "comma".
+    stack: list[list[str]] = [["}", "key"]]
+    result.safe_pos, result.safe_closers = start + 1, "}"
+    pos = start + 1
+    pending = False  # something after the last complete value: a comma, a key, a colon
+    while pos < end:
+        m = _TOKEN.match(text, pos, end)
+        if m is None or m.end() == pos:  # only whitespace is left
+            break
+        bracket, quote, line_comment, block_comment, fence, word, _other = m.groups()
+        pos = m.end()
+        top = stack[-1]
+        if bracket:
+            if bracket in "{[":
+                if len(stack) >= MAX_DEPTH:
+                    raise _Unreadable(f"the JSON nests deeper than {MAX_DEPTH} levels")
+                stack.append(["}" if bracket == "{" else "]", "key" if bracket == "{" else "value"])
+            elif bracket in "}]":
+                stack.pop()
+                if not stack:
+                    result.closed_at = pos
+                    return result
+                stack[-1][1] = "comma"
+            elif bracket == ",":
+                top[1] = "key" if top[0] == "}" else "value"
+                pending = True
+                continue
+            else:  # ":"
+                top[1] = "value"
+                pending = True
+                continue
+        elif quote:
+            is_key = top[0] == "}" and top[1] in ("key", "comma")
+            opened = pos - 1
+            pos, closed, odd = _skip_string(text, pos, end, quote, is_key, top[0])
+            if closed and (odd or quote == "'"):
+                result.odd_strings.append((opened, pos))
+            if not closed:
+                pending = True
+                break
+            if is_key:
+                top[1] = "colon"
+                pending = True
+                continue
+            top[1] = "comma"
+        elif word:
+            if top[0] == "}" and top[1] in ("key", "comma"):
+                top[1] = "colon"  # an unquoted key
+                pending = True
+                continue
+            if pos >= end and word not in _COMPLETE_WORDS:
+                pending = True
+                break  # a number or literal still being written when the text ran out
+            top[1] = "comma"
+        elif line_comment:
+            nl = _LINE_END.search(text, pos, end)
+            pos = nl.end() if nl else end
+            continue
+        elif block_comment:
+            close = text.find("*/", pos, end)
+            pos = close + 2 if close >= 0 else end
+            continue
+        elif fence:
+            break  # a closing markdown fence: the object ends with the text inside it
+        else:
+            continue  # a stray character outside any string; json_repair decides what it means
+        # Here a value (or a container) was completed or opened: everything up to pos is whole.
+        result.safe_pos = pos
+        result.safe_closers = "".join(entry[0] for entry in reversed(stack))
+        pending = False
+    result.complete_at_end = not pending
+    return result
+
+
+def _skip_string(text: str, pos: int, end: int, quote: str, is_key: bool, container: str) -> tuple[int, bool, bool]:
+    """From just inside an opening quote: the position after the closing one, whether it closed before ``end``,
+    and whether a bare quote inside had to be read as text."""
+    stop = _STRING_STOP[quote]
+    odd = False
+    while True:
+        m = stop.search(text, pos, end)
+        if m is None:
+            return end, False, odd
+        at = m.start()
+        if text[at] == "\\":
+            pos = at + 2
+            if pos > end:
+                return end, False, odd
+            continue
+        pos = at + 1
+        if is_key or _closes_string(text, pos, end, container):
+            return pos, True, odd
+        odd = True
+
+
+def _requoted(text: str, start: int, stop: int, odd_strings: list[tuple[int, int]]) -> str:
+    """``text[start:stop]`` with each odd string the scanner delimited rewritten as a JSON string.
+
+    The scanner has already decided where these strings end; writing them out as JSON lets strict JSON read the
+    rest, which is far faster than json_repair looking for the end of each string again.
+    """
+    if not odd_strings:
+        return text[start:stop]
+    parts: list[str] = []
+    at = start
+    for opened, closed in odd_strings:
+        if closed > stop:
+            break
+        parts.append(text[at:opened])
+        body = text[opened + 1 : closed - 1]
+        if text[opened] == "'":
+            body = _ESCAPED_SINGLE_QUOTE.sub(r"\1'", body)
+        parts.append('"' + _BARE_DOUBLE_QUOTE.sub(r'\1\\"', body) + '"')
+        at = closed
+    parts.append(text[at:stop])
+    return "".join(parts)
+
+
+def _closes_string(text: str, pos: int, end: int, container: str) -> bool:
+    """Does the quote just before ``pos`` end its string? Yes if what follows reads like the structure going on."""
+    after = _AFTER_CLOSING_QUOTE.match(text, pos, end)
+    if after is not None:
+        if after.group(1) != ",":
+            return True
+        follow = _NEXT_KEY if container == "}" else _NEXT_VALUE
+        return follow.match(text, after.end(), end) is not None
+    # A missing comma: "a": "x" "b": ... reads as two members.
+    return container == "}" and _QUOTED_KEY.match(text, pos, end) is not None
+
+
+def _drop_open_argument(obj: dict[str, Any], open_depth: int) -> None:
+    """Drop the argument whose value was still open (a list or object half written) when the text ran out.
+
+    The containers open at the cut are the chain of last members from the root. A member of the root or of the
+    params object is whole unless the chain goes deeper through it.
+    """
+    node: Any = obj
+    depth = 1
+    structural = True
+    while depth < open_depth and isinstance(node, dict) and node:
+        key = next(reversed(node))
+        child = node[key]
+        if not isinstance(child, (dict, list)):
+            return
+        is_frame = structural and (key in PARAMS_KEYS or key in ("function", "function_call"))
+        if not is_frame:
+            del node[key]  # an argument value that was cut off inside
+            return
+        node, depth = child, depth + 1
+
+
+# -- from the object to a call -------------------------------------------------------------------------------------
+
+
+def _schemas_by_name(functions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    schemas: dict[str, dict[str, Any]] = {}
+    for raw in functions or ():
+        fn = raw.get("function", raw) if isinstance(raw, dict) and raw.get("type") == "function" else raw
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            schemas[fn["name"]] = fn
+    return schemas
+
+
+def _read_call(
+    obj: dict[str, Any], schemas: dict[str, dict[str, Any]], raw: str, truncated: bool
+) -> tuple[str, dict[str, Any], str | None]:
+    if isinstance(obj.get("function_call"), dict):  # OpenAI's own shape
+        obj = {**obj["function_call"], **{k: v for k, v in obj.items() if k != "function_call"}}
+    frame = obj
+    name_key = next((key for key in NAME_KEYS if key in obj), None)
+    if name_key is None:
+        what = "was cut off before the function name" if truncated else 'has no "function" name'
+        raise ParseError(f"the output {what}", raw, fix=_FIX_SHAPE)
+    name_value = obj[name_key]
+    if isinstance(name_value, dict):
+        # {"function": {"name": ..., "arguments": ...}}, or a primed opening the model wrote a second time.
+        frame = name_value
+        inner_key = next((key for key in NAME_KEYS if key in frame), None)
+        name_value = frame.get(inner_key) if inner_key else None
+    name = _normalise_name(name_value)
+    if not name:
+        raise ParseError(f"the function name is not a name: {json.dumps(name_value, default=str)[:80]}", raw)
+    schema = _match_name(name, schemas, raw)
+
+    params = _params_of(frame, raw)
+    if params is None and frame is not obj:
+        params = _params_of(obj, raw)
+    arguments = dict(params or {})
+
+    properties = _properties(schema)
+    reserved = {name_key, *PARAMS_KEYS, INNER_THOUGHTS, "function_call"}
+    for source in {id(frame): frame, id(obj): obj}.values():
+        for key, value in source.items():
+            if key in reserved or key in arguments or (source is frame and frame is not obj and key in NAME_KEYS):
+                continue
+            # A parameter written beside params instead of inside it; without a schema only when params is absent.
+            if (schema is not None and key in properties) or (schema is None and params is None):
+                arguments[key] = value
+
+    thoughts: Any = None
+    if INNER_THOUGHTS in arguments and INNER_THOUGHTS not in properties:
+        thoughts = arguments.pop(INNER_THOUGHTS)
+    for source in (frame, obj):
+        if thoughts is None and INNER_THOUGHTS in source:
+            thoughts = source[INNER_THOUGHTS]
+    if thoughts is not None and not isinstance(thoughts, str):
+        thoughts = json.dumps(thoughts, ensure_ascii=False)
+
+    if schema is not None:
+        _coerce(arguments, properties)
+        missing = [key for key in _required(schema) if key not in arguments and key != INNER_THOUGHTS]
+        if missing:
+            cut = "was cut off before" if truncated else "left out"
+            raise ParseError(
+                f"the call to {name} {cut} its required argument{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                raw,
+                fix="raise the max tokens if the output was cut off; a -grammar wrapper forces every argument",
+            )
+    return name, arguments, thoughts
+
+
+def _normalise_name(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    name = value.strip().strip("`'\"").strip().replace("\\_", "_")
+    if name.endswith("()"):
+        name = name[:-2]
+    return name
+
+
+def _match_name(name: str, schemas: dict[str, dict[str, Any]], raw: str) -> dict[str, Any] | None:
+    if not schemas:
+        return None  # MemGPT-style callers that offer no schemas take any name
+    schema = schemas.get(name)
+    if schema is not None:
+        return schema
+    offered = ", ".join(schemas)
+    lowered = name.lower()
+    near = [known for known in schemas if lowered in known.lower() or known.lower() in lowered]
+    if len(near) > 1:
+        reason = f"the model called {name!r}, which could mean {' or '.join(near)}; refusing to guess"
+    else:
+        reason = f"the model called {name!r}, which is not one of the offered functions ({offered})"
+    raise ParseError(reason, raw, fix="the model must call an offered function; a -grammar wrapper enforces it")
+
+
+def _params_of(frame: dict[str, Any], raw: str) -> dict[str, Any] | None:
+    key = next((k for k in PARAMS_KEYS if k in frame), None)
+    if key is None:
+        return None
+    value = frame[key]
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):  # params written as a JSON string
+        try:
+            value = _loads(value.strip())
+        except _Unreadable as exc:
+            raise ParseError(f'"{key}" is a string that does not read as JSON: {exc}', raw, fix=_FIX_SHAPE) from exc
+    if not isinstance(value, dict):
+        raise ParseError(f'"{key}" is not an object of arguments: {json.dumps(value, default=str)[:80]}', raw)
+    return value
+
+
+def _properties(schema: dict[str, Any] | None) -> dict[str, Any]:
+    if schema is None:
+        return {}
+    parameters = schema.get("parameters") or {}
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    return properties if isinstance(properties, dict) else {}
+
+
+def _required(schema: dict[str, Any]) -> list[str]:
+    parameters = schema.get("parameters") or {}
+    required = parameters.get("required") if isinstance(parameters, dict) else None
+    return [key for key in required or () if isinstance(key, str)]
+
+
+def _coerce(arguments: dict[str, Any], properties: dict[str, Any]) -> None:
+    """Fix the type of an argument where the reading is unambiguous: "true" for a boolean, "3" for an integer."""
+    for key, value in arguments.items():
+        declared = properties.get(key)
+        if not isinstance(declared, dict) or not isinstance(value, str):
+            continue
+        kind = declared.get("type")
+        text = value.strip()
+        if kind == "boolean" and text in _TRUE_WORDS:
+            arguments[key] = _TRUE_WORDS[text]
+        elif kind == "integer" and re.fullmatch(r"-?\d{1,18}", text):
+            arguments[key] = int(text)
+        elif kind == "number" and _NUMBER.fullmatch(text):
+            arguments[key] = float(text) if any(c in text for c in ".eE") else int(text)
