@@ -160,8 +160,15 @@ def test_empty_completion(backend, llama_server):
     assert_for_the_user(info.value, llama_server.url)
 
 
-def test_prompt_longer_than_the_context(llama_server_factory):
-    server = llama_server_factory(ctx_size=256, parallel=1)
+@pytest.fixture(scope="module")
+def small_server(llama_programs) -> Iterator[LlamaServer]:
+    """A real llama-server with the smallest context it allows (256 tokens), shared by this module's tests."""
+    with LlamaServer(ctx_size=256, parallel=1) as server:
+        yield server
+
+
+def test_prompt_longer_than_the_context(small_server):
+    server = small_server
     backend = LlamaCppBackend(server.url)
     with pytest.raises(ContextOverflowError) as info:
         backend.complete(request("hello " * 400))
@@ -173,14 +180,15 @@ def test_prompt_longer_than_the_context(llama_server_factory):
     assert_for_the_user(err, server.url)
 
 
-def test_output_that_fills_the_context_is_cut_off(llama_server_factory):
+def test_output_that_fills_the_context_is_cut_off(small_server):
     # The prompt fits but prompt + answer does not: the server stops at the context's end, reported as "length".
-    server = llama_server_factory(ctx_size=256, parallel=1)
-    result = LlamaCppBackend(server.url).complete(
-        request("hello " * 200, max_tokens=200, sampling={"temperature": 0, "ignore_eos": True})
+    result = LlamaCppBackend(small_server.url).complete(
+        request("hello " * 250, max_tokens=50, sampling={"temperature": 0, "ignore_eos": True})
     )
     assert result.finish_reason == "length"
-    assert result.completion_tokens is not None and result.completion_tokens < 200
+    assert result.prompt_tokens is not None and result.completion_tokens is not None
+    assert result.completion_tokens < 50
+    assert result.prompt_tokens + result.completion_tokens <= 256
 
 
 def test_timeout(backend, llama_server):
