@@ -1,0 +1,72 @@
+"""The embedded default: start_embedded() runs a real llama-server with SmolLM2 and stops it on every kind of exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from memgpt_backend_llamacpp import LlamaCppBackend
+from memgpt_backend_llamacpp.backend import EMBEDDED_WRAPPER
+from memgpt_backend_llamacpp.server import health_status
+
+from memgpt_core import plugins
+from memgpt_core.backend import EmbeddedServer
+from memgpt_core.errors import ConfigError
+from memgpt_core.models import CompletionRequest
+
+
+def test_start_embedded_serves_smollm2_and_stops(llama_programs, capfd):
+    with LlamaCppBackend.start_embedded(context_window=1024) as embedded:
+        assert isinstance(embedded, EmbeddedServer)
+        assert embedded.endpoint.startswith("http://127.0.0.1:")
+        assert embedded.wrapper == "chatml-grammar"
+        backend = LlamaCppBackend(embedded.endpoint)
+        assert backend.context_window() == 1024  # the window asked for is what each request gets
+        assert "SmolLM2" in (backend.model_name() or "")
+        result = backend.complete(
+            CompletionRequest(prompt="<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=4)
+        )
+        assert result.completion_tokens
+    assert health_status(embedded.endpoint) is None
+    assert "starting llama-server" in capfd.readouterr().err  # the progress went to stderr
+
+
+def test_the_embedded_wrapper_is_installed():
+    assert EMBEDDED_WRAPPER in plugins.get_wrappers()
+
+
+def test_own_model_that_does_not_exist_is_refused(llama_programs, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        LlamaCppBackend.start_embedded(model_path=str(tmp_path / "missing.gguf"))
+    assert "missing.gguf" in str(info.value)
+
+
+_HOLD = """
+import time
+from memgpt_backend_llamacpp import LlamaCppBackend
+with LlamaCppBackend.start_embedded(context_window=512) as server:
+    print(server.endpoint, flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_server_stops_when_memgpt_is_interrupted(llama_programs, sig):
+    parent = subprocess.Popen([sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = parent.stdout.readline().strip()
+        assert url, parent.stderr.read()
+        assert health_status(url) == 200
+        parent.send_signal(sig)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while health_status(url) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert health_status(url) is None
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
