@@ -33,7 +33,7 @@ class ScriptedBackend(Backend):
         self,
         answers: Iterable[Answer] = (),
         *,
-        window: int | None = None,
+        window: int | None = 8192,
         default: Answer | None = None,
         overflow_at: int | None = None,
     ) -> None:
@@ -71,3 +71,23 @@ class GrammarScriptedBackend(ScriptedBackend):
 
     name = "scripted-grammar"
     capabilities = Capabilities(grammar_formats=frozenset({"gbnf"}), server_context=True)
+
+
+def make_agent(
+    store: Any,
+    backend: Backend,
+    wrapper: Any,
+    *,
+    name: str = "tester",
+    persona: str = "I am Sam, a friendly companion.",
+    human: str = "The user's name is unknown.",
+    **settings: Any,
+) -> Any:
+    """A new agent on ``store``, locked, with the given backend and wrapper (events are collected per turn)."""
+    from memgpt_core.agent.agent import Agent, AgentSettings
+
+    record = store.get_agent(name) or store.create_agent(name, persona=persona, human=human)
+    lock = store.lock(record)
+    agent = Agent(store, record, backend, wrapper, AgentSettings(**settings))
+    agent.lock = lock  # type: ignore[attr-defined]  # released by the test's store fixture going away
+    return agent

@@ -1,0 +1,268 @@
+"""The agent loop: timestamped events, heartbeat rules and cap, the retry path, cut-off answers, grammar, budgets.
+
+The model's answers are scripted (ScriptedBackend); wrapper, parser, grammar provider and store are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from memgpt_core import plugins
+from memgpt_core.agent import TurnFailedError
+from memgpt_core.agent.agent import Agent, AgentSettings
+from memgpt_core.agent.testing import GrammarScriptedBackend, ScriptedBackend, call_text, make_agent
+from memgpt_core.storage import Store
+
+REPLY = call_text("send_message", "reply", message="ok!")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMGPT_HOME", str(tmp_path))
+    with Store() as s:
+        yield s
+
+
+@pytest.fixture
+def wrapper():
+    return plugins.get_wrapper("chatml")
+
+
+def table_counts(store):
+    return tuple(store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("messages", "archival"))
+
+
+def test_user_input_reaches_the_model_as_a_timestamped_event(store, wrapper):
+    backend = ScriptedBackend([REPLY])
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("I like kites")
+    event = json.loads(agent.context[0].content)
+    assert event["type"] == "user_message" and event["message"] == "I like kites"
+    assert event["time"].endswith("UTC") and event["time"][:4].isdigit()
+    assert agent.context[0].content in backend.requests[0].prompt
+
+
+def test_request_heartbeat_chains_steps_until_a_message(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("archival_memory_insert", content="likes kites", request_heartbeat=True),
+            call_text("core_memory_append", name="human", content="likes kites", request_heartbeat=True),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("I like kites")
+    assert [s.function for s in result.steps] == ["archival_memory_insert", "core_memory_append", "send_message"]
+    assert [s.heartbeat for s in result.steps] == ["request_heartbeat == true", "request_heartbeat == true", None]
+    heartbeats = [json.loads(m.content) for m in agent.context if m.role == "user"][1:]
+    assert [h["type"] for h in heartbeats] == ["heartbeat", "heartbeat"]
+    assert '"type": "heartbeat"' in backend.requests[1].prompt
+
+
+def test_the_heartbeat_cap_stops_a_runaway_chain(store, wrapper):
+    loop = call_text("archival_memory_search", query="kites", request_heartbeat=True)
+    backend = ScriptedBackend(default=loop)
+    agent = make_agent(store, backend, wrapper, heartbeat_cap=3)
+    result = agent.user_message("hi")
+    assert len(result.steps) == 3 and len(backend.requests) == 3
+    assert result.events[-1].type == "status" and "heartbeat cap" in result.events[-1].text
+
+
+def test_a_search_right_after_a_user_message_gets_a_heartbeat_anyway(store, wrapper):
+    backend = ScriptedBackend([call_text("conversation_search", query="kites", request_heartbeat=False), REPLY])
+    agent = make_agent(store, backend, wrapper, reply_heartbeat=False)
+    result = agent.user_message("what did I say about kites?")
+    assert [s.function for s in result.steps] == ["conversation_search", "send_message"]
+    assert result.replies == ["ok!"]
+
+
+def test_without_reply_heartbeats_a_memory_edit_that_asks_for_none_ends_the_turn(store, wrapper):
+    backend = ScriptedBackend([call_text("core_memory_append", name="human", content="x", request_heartbeat=False)])
+    agent = make_agent(store, backend, wrapper, reply_heartbeat=False)
+    result = agent.user_message("hi")
+    assert [s.heartbeat for s in result.steps] == [None]
+
+
+def test_by_default_any_function_right_after_a_user_message_leads_to_a_reply(store, wrapper):
+    backend = ScriptedBackend([call_text("core_memory_append", name="human", content="x", request_heartbeat=False), REPLY])
+    agent = make_agent(store, backend, wrapper)
+    assert agent.user_message("hi").replies == ["ok!"]
+
+
+def test_no_heartbeat_after_a_heartbeat_step_unless_asked(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("archival_memory_insert", content="a", request_heartbeat=True),
+            call_text("conversation_search", query="a", request_heartbeat=False),
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("hi")
+    assert [s.heartbeat for s in result.steps] == ["request_heartbeat == true", None]
+
+
+def test_a_failing_function_gets_a_heartbeat_so_the_model_can_correct_itself(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("core_memory_replace", name="human", old_content="nope", new_content="x", request_heartbeat=False),
+            call_text("core_memory_replace", name="human", old_content="unknown", new_content="Ann", request_heartbeat=False),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper, reply_heartbeat=False)
+    result = agent.user_message("I'm Ann")
+    assert [(s.function, s.ok) for s in result.steps] == [("core_memory_replace", False), ("core_memory_replace", True)]
+    assert "old_content was not found" in backend.requests[1].prompt
+    assert agent.record.human == "The user's name is Ann."
+
+
+def test_unreadable_output_is_retried_with_fresh_sampling(store, wrapper):
+    backend = ScriptedBackend(["I think I will say hello", REPLY])
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("hi")
+    assert result.replies == ["ok!"] and result.steps[0].attempts == 2
+    assert "temperature" not in backend.requests[0].sampling
+    assert backend.requests[1].sampling["temperature"] > 0.7
+    assert backend.requests[0].prompt == backend.requests[1].prompt
+
+
+def test_after_the_retries_the_user_gets_the_raw_text_and_a_fix_and_nothing_changed(store, wrapper):
+    backend = ScriptedBackend([REPLY])
+    agent = make_agent(store, backend, wrapper, parse_retries=2)
+    agent.user_message("first")
+    before_context, before_tables = list(agent.record.context), table_counts(store)
+    backend.answers = ["no json here", "still none", "<|im_end|> nothing"]
+    with pytest.raises(TurnFailedError) as caught:
+        agent.user_message("second")
+    error = caught.value
+    assert len(backend.requests) == 1 + 3
+    assert error.raw == "<|im_end|> nothing" and "<|im_end|> nothing" in str(error)
+    assert "after 3 tries" in str(error) and "-grammar wrapper" in str(error)
+    assert agent.record.context == before_context and table_counts(store) == before_tables
+    assert store.get_agent("tester").context == before_context
+    # The next turn works as if the failed one never happened.
+    backend.answers = [REPLY]
+    assert agent.user_message("third").replies == ["ok!"]
+    assert "second" not in backend.requests[-1].prompt
+
+
+def test_a_cut_off_answer_is_not_parsed_as_whole_and_gets_more_room(store, wrapper):
+    cut = '{"function": "send_message", "params": {"inner_thoughts": "long thoughts about'
+    backend = ScriptedBackend([(cut, "length"), REPLY])
+    agent = make_agent(store, backend, wrapper, max_tokens=64)
+    result = agent.user_message("hi")
+    assert result.replies == ["ok!"]
+    assert [r.max_tokens for r in backend.requests] == [64, 128]
+
+
+def test_a_recoverable_cut_off_call_is_used_and_marked(store, wrapper):
+    cut = '{"function": "send_message", "params": {"inner_thoughts": "hm", "message": "Hello there"'
+    backend = ScriptedBackend([(cut, "length")])
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("hi")
+    assert result.replies == ["Hello there"] and result.steps[0].truncated
+
+
+def test_requests_carry_the_agent_id_as_cache_key_and_a_bounded_output_cap(store, wrapper):
+    backend = ScriptedBackend([REPLY])
+    agent = make_agent(store, backend, wrapper, max_tokens=300)
+    agent.user_message("hi")
+    request = backend.requests[0]
+    assert request.cache_key == agent.record.id
+    assert request.max_tokens == 300
+    assert request.context_window == 8192
+    assert set(getattr(wrapper, "stop_sequences", ())) <= set(request.stop)
+
+
+def test_the_output_cap_shrinks_to_what_the_context_has_left(store, wrapper):
+    backend = ScriptedBackend([REPLY], window=100_000)
+    agent = make_agent(store, backend, wrapper, max_tokens=512)
+    prompt_tokens = agent.counter.count(agent.build_prompt([]))
+    agent.window = prompt_tokens + 450  # room for the message and a reply shorter than the 512 asked for
+    agent.user_message("hi")
+    request = backend.requests[0]
+    assert request.max_tokens < 450
+    assert agent.counter.count(request.prompt) + request.max_tokens == agent.window
+
+
+def test_the_grammar_is_built_and_sent_when_wrapper_and_backend_agree(store):
+    backend = GrammarScriptedBackend([REPLY])
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"))
+    agent.user_message("hi")
+    grammar = backend.requests[0].grammar
+    assert grammar is not None and grammar.format == "gbnf" and grammar.provider == "function-call"
+    assert "core_memory_append" in grammar.text and agent.grammar_note is None
+
+
+def test_grammar_sampling_off_is_explained(store, wrapper):
+    no_grammar_backend = make_agent(store, ScriptedBackend(), plugins.get_wrapper("chatml-grammar"), name="a")
+    assert no_grammar_backend.grammar is None
+    assert "scripted backend accepts no grammar" in no_grammar_backend.grammar_note
+    plain_wrapper = make_agent(store, GrammarScriptedBackend(), wrapper, name="b")
+    assert plain_wrapper.grammar is None and "use a -grammar wrapper" in plain_wrapper.grammar_note
+    neither = make_agent(store, ScriptedBackend(), wrapper, name="c")
+    assert neither.grammar_note is None
+
+
+def test_the_prompt_prefix_stays_byte_stable_from_turn_to_turn(store, wrapper):
+    backend = ScriptedBackend(default=REPLY)
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("first message")
+    agent.user_message("second message")
+    first, second = backend.requests[0].prompt, backend.requests[1].prompt
+    # Everything up to the first turn's status block (which moves to the end) is reused verbatim.
+    stable = first[: first.index("### Memory status")]
+    stable = stable[: stable.rindex("first message")]
+    assert second.startswith(stable)
+    assert len(stable) > 0.8 * len(first)
+
+
+def test_every_completed_step_is_stored_and_an_agent_reopens_as_it_was(store, wrapper):
+    backend = ScriptedBackend(
+        [call_text("core_memory_append", name="human", content="Likes tea", request_heartbeat=True), REPLY]
+    )
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("I like tea")
+    agent.lock.release()
+    record = store.get_agent("tester")
+    again = Agent(store, record, ScriptedBackend(), wrapper, AgentSettings())
+    assert [m.to_chat() for m in again.context] == [m.to_chat() for m in agent.context]
+    assert again.record.human.endswith("Likes tea")
+    assert again.build_prompt([]) == agent.build_prompt([])
+
+
+def test_rethink_rewrite_pop_and_retry(store, wrapper):
+    backend = ScriptedBackend([REPLY, call_text("send_message", message="second answer")])
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("hi")
+    agent.rethink("new thoughts")
+    agent.rewrite("new words")
+    assert agent.context[-2].content == "new thoughts"
+    assert json.loads(agent.context[-2].function_call["arguments"])["message"] == "new words"
+    assert store.search_messages(agent.record.id, "new words").total == 1
+    result = agent.retry()
+    assert result.replies == ["second answer"]
+    assert sum(1 for m in agent.context if m.role == "assistant") == 1
+    assert agent.pop(3) == 3 and len(agent.context) == 0
+    assert store.count_messages(agent.record.id) == 0
+
+
+def test_login_greets_and_remembers_the_last_login(store, wrapper):
+    backend = ScriptedBackend([call_text("send_message", message="Welcome!")])
+    agent = make_agent(store, backend, wrapper)
+    assert agent.login().replies == ["Welcome!"]
+    assert json.loads(agent.context[0].content)["last_login"] == "never"
+    assert store.get_agent("tester").state["last_login"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file locks")
+def test_a_second_agent_object_on_the_same_agent_is_refused(store, wrapper):
+    from memgpt_core.errors import AgentInUseError
+
+    first = make_agent(store, ScriptedBackend(), wrapper)
+    with pytest.raises(AgentInUseError, match="in use"):
+        make_agent(store, ScriptedBackend(), wrapper)
+    first.lock.release()
