@@ -1,11 +1,467 @@
-"""``memgpt doctor``: Check a backend and wrapper before chatting: reachability, context, grammar, speed, parse rate."""
+"""``memgpt doctor``: check a backend and wrapper before chatting: reachability, context, grammar, speed, parse rate.
+
+The report is short, one line per check, and every failure carries the fix. The exit status is 1 when a check
+failed, so scripts and CI can use it. Heavy modules (pydantic, requests, the agent) are imported inside the command.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
 import click
+
+if TYPE_CHECKING:
+    from memgpt_core.backend import Backend, EmbeddedServer
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+PARSE_PASS = 0.8
+"""The share of readable agent-style answers below which the parse-rate check fails (a warning below 100%)."""
+SLOW = 2.0
+"""Tokens per second below which an agent step takes minutes: a warning, not a failure."""
+
+# Five first turns of a conversation, each inviting a different function; short, so the check stays quick.
+AGENT_EVENTS: tuple[dict[str, str], ...] = (
+    {"type": "login", "last_login": "never"},
+    {"type": "user_message", "message": "hi! I'm Chad, I work as a baker."},
+    {"type": "user_message", "message": "please remember that my favourite colour is green"},
+    {"type": "user_message", "message": "what did we talk about last week? look it up"},
+    {"type": "user_message", "message": "write down in your notebook that my sister's birthday is on May 3rd"},
+)
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    backend: str
+    endpoint: str
+    wrapper: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(check.status == FAIL for check in self.checks)
+
+    def add(self, check: Check, echo: Callable[[Check], None]) -> Check:
+        self.checks.append(check)
+        echo(check)
+        return check
 
 
 @click.command()
-def doctor() -> None:
+@click.option(
+    "--backend", "--model-endpoint-type", "backend", help="webui, webui-legacy, lmstudio, llamacpp, koboldcpp."
+)
+@click.option("--endpoint", "--model-endpoint", "endpoint", help="The server's base URL (else OPENAI_API_BASE).")
+@click.option("--api-key", "api_key", help="Key for a server behind --api-key or a proxy (else MEMGPT_API_KEY).")
+@click.option("--model", "--model-wrapper", "wrapper", help="The prompt wrapper to check (default: the agent's).")
+@click.option("--context-window", type=click.IntRange(min=256), help="The context size the agent will budget for.")
+@click.option("--model-path", help="A GGUF file for the embedded server (else MEMGPT_MODEL_PATH, else SmolLM2).")
+@click.option("--samples", type=click.IntRange(1, 20), default=5, show_default=True, help="Agent-style generations.")
+@click.option("--max-tokens", type=click.IntRange(16, 2048), default=192, show_default=True, help="Cap per answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def doctor(
+    backend: str | None,
+    endpoint: str | None,
+    api_key: str | None,
+    wrapper: str | None,
+    context_window: int | None,
+    model_path: str | None,
+    samples: int,
+    max_tokens: int,
+    as_json: bool,
+) -> None:
     """Check a backend and wrapper before chatting: reachability, context, grammar, speed, parse rate."""
-    raise click.ClickException("memgpt doctor is not implemented yet")
+    from memgpt_core.config import connect, resolve
+    from memgpt_core.endpoints import redact
+    from memgpt_core.errors import MemGPTError
+
+    settings = resolve(
+        backend=backend, endpoint=endpoint, api_key=api_key, model_path=model_path, context_window=context_window
+    )
+    secret = settings.api_key
+
+    def say(text: str = "") -> None:
+        if not as_json:
+            click.echo(redact(text, secret))  # the key must never reach the screen, whatever an error quoted
+
+    def echo(check: Check) -> None:
+        say(f"  {check.status:<5} {check.name:<11} {check.detail}")
+        if check.fix and check.status in (FAIL, WARN):
+            say(f"  {'':<5} {'':<11} fix: {check.fix}")
+
+    label = settings.backend or "embedded llama.cpp server"
+    report = Report(backend=label, endpoint=settings.endpoint or "(started by memgpt)")
+    try:
+        with connect(settings) as (live, server):
+            report.backend, report.endpoint = live.name, live.endpoint
+            say(f"memgpt doctor: {live.name} backend at {live.endpoint}")
+            _run_checks(report, live, server, settings.context_window, wrapper, samples, max_tokens, echo, say)
+    except MemGPTError as exc:
+        # Could not even start (a bad URL, an embedded server that will not start): that is the reachability check.
+        report.add(Check("reachable", FAIL, exc.message, exc.fix), echo)
+    if as_json:
+        click.echo(redact(json.dumps(_as_json(report), indent=2), secret))
+    else:
+        verdict = "some checks failed" if report.failed else "all checks passed"
+        say(f"{verdict}.")
+    if report.failed:
+        raise SystemExit(1)
+
+
+def _run_checks(
+    report: Report,
+    backend: Backend,
+    server: EmbeddedServer | None,
+    configured: int | None,
+    wrapper_name: str | None,
+    samples: int,
+    max_tokens: int,
+    echo: Callable[[Check], None],
+    say: Callable[[str], None],
+) -> None:
+    reach = report.add(_check_reachable(backend), echo)
+    if reach.status == FAIL:
+        return
+    window = report.add(_check_context(backend, configured), echo).data.get("window")
+    report.add(_check_grammar(backend), echo)
+    report.add(_check_speed(backend), echo)
+    try:
+        name = _choose_wrapper(backend, server, wrapper_name)
+    except Exception as exc:  # an unknown --model name: say which wrappers exist
+        report.add(Check("parse rate", FAIL, str(getattr(exc, "message", exc)), getattr(exc, "fix", None)), echo)
+        return
+    report.wrapper = name
+    for check in _check_parse_rate(backend, name, window, samples, max_tokens):
+        report.add(check, echo)
+
+
+# -- the checks ---------------------------------------------------------------------------------------------------
+
+
+def _check_reachable(backend: Backend) -> Check:
+    from memgpt_core.errors import BackendError
+    from memgpt_core.models import CompletionRequest
+
+    try:
+        backend.wait_until_ready(timeout=120)
+        model = backend.model_name()
+        if model == "None":  # text-generation-webui's name for "nothing loaded"
+            return Check(
+                "reachable",
+                FAIL,
+                f"the server answers, but has no model loaded ({backend.endpoint})",
+                "load a model in the server's UI (text-generation-webui: the Model tab), then run memgpt doctor again",
+            )
+        backend.complete(CompletionRequest(prompt="Hello", max_tokens=1))
+    except BackendError as exc:
+        return Check("reachable", FAIL, exc.message, exc.fix)
+    shown = f"model {model}" if model else "the server does not name its model"
+    return Check("reachable", OK, f"answered a 1-token completion; {shown}", data={"model": model})
+
+
+def _check_context(backend: Backend, configured: int | None) -> Check:
+    from memgpt_core.agent.budget import DEFAULT_CONTEXT_WINDOW
+    from memgpt_core.errors import BackendError
+
+    server = None
+    if backend.capabilities.server_context:
+        try:
+            server = backend.context_window()
+        except BackendError as exc:
+            return Check("context", WARN, f"could not read the server's context size: {exc.message}", exc.fix)
+    data: dict[str, Any] = {"server": server, "configured": configured}
+    if server and configured:
+        if configured > server:
+            data["window"] = server
+            return Check(
+                "context",
+                FAIL,
+                f"--context-window is {configured} tokens but the server's context is {server}",
+                f"use --context-window {server} (or less), or restart the server with a context of {configured}",
+                data,
+            )
+        data["window"] = configured
+        spare = "" if configured == server else f"; the server has {server}, so up to {server} is possible"
+        return Check("context", OK, f"configured {configured} tokens fits the server's {server}{spare}", data=data)
+    if server:
+        data["window"] = server
+        return Check("context", OK, f"the server's context is {server} tokens; the agent will use that", data=data)
+    if configured:
+        data["window"] = configured
+        return Check(
+            "context",
+            OK,
+            f"configured {configured} tokens; this server does not report its context, so make sure its "
+            "context length is at least that",
+            data=data,
+        )
+    data["window"] = DEFAULT_CONTEXT_WINDOW
+    return Check(
+        "context",
+        WARN,
+        f"this server does not report its context, and none is configured; the agent assumes {DEFAULT_CONTEXT_WINDOW}",
+        "pass --context-window with the context length the model was loaded with (for example 8192)",
+        data,
+    )
+
+
+# A grammar whose only answers no model would write unprompted: obeying it proves the server applied it.
+_GBNF_PROBE = 'root ::= "zq17" | "xv42"'
+_SCHEMA_PROBE = json.dumps({"type": "string", "enum": ["zq17", "xv42"]})
+
+
+def _check_grammar(backend: Backend) -> Check:
+    from memgpt_core.errors import BackendError
+    from memgpt_core.models import CompletionRequest, Grammar
+
+    formats = backend.capabilities.grammar_formats
+    if not formats:
+        return Check(
+            "grammar",
+            SKIP,
+            f"the {backend.name} backend accepts no grammar; answers are repaired after the fact instead",
+        )
+    fmt = "gbnf" if "gbnf" in formats else "json_schema"
+    grammar = Grammar(format=fmt, text=_GBNF_PROBE if fmt == "gbnf" else _SCHEMA_PROBE)
+    try:
+        done = backend.complete(
+            CompletionRequest(prompt="Say hello to the user:", max_tokens=12, grammar=grammar, sampling={"seed": 1})
+        )
+    except BackendError as exc:
+        return Check("grammar", FAIL, f"a {fmt} grammar was refused: {exc.message}", exc.fix)
+    text = done.text.strip()
+    if fmt == "json_schema":
+        with contextlib.suppress(ValueError):
+            text = json.loads(text)
+    if text in ("zq17", "xv42"):
+        return Check("grammar", OK, f"a {fmt}-constrained generation obeyed the grammar")
+    return Check(
+        "grammar",
+        FAIL,
+        f"the server ignored the {fmt} grammar (it answered {done.text[:60]!r})",
+        f"check that this really is a {backend.name} server (BACKEND_TYPE) and that its version and model loader "
+        "support grammars; meanwhile use a wrapper without -grammar",
+    )
+
+
+def _check_speed(backend: Backend) -> Check:
+    from memgpt_core.errors import BackendError
+    from memgpt_core.models import CompletionRequest
+
+    began = time.perf_counter()
+    try:
+        done = backend.complete(
+            CompletionRequest(
+                prompt="Write a few sentences about a lighthouse keeper.\n", max_tokens=32, sampling={"seed": 1}
+            )
+        )
+    except BackendError as exc:
+        return Check("speed", FAIL, exc.message, exc.fix)
+    wall = time.perf_counter() - began
+    timings = done.timings
+    if timings and timings.predicted_n and timings.predicted_ms:
+        rate = timings.predicted_n / (timings.predicted_ms / 1000.0)
+        how = f"server timings, {timings.predicted_n} tokens"
+    else:
+        tokens = done.completion_tokens
+        source = "counted by the server"
+        if tokens is None:
+            tokens = max(1, len(done.text) // 4)
+            source = "estimated at 4 characters per token"
+        rate = tokens / wall if wall > 0 else 0.0
+        how = f"wall clock incl. the prompt, {tokens} tokens {source}"
+    detail = f"{rate:.1f} tokens/s ({how})"
+    data = {"tokens_per_second": round(rate, 2)}
+    if rate < SLOW:
+        return Check(
+            "speed",
+            WARN,
+            detail + "; an agent step of ~150 tokens will take over a minute",
+            "use a smaller or more quantised model, offload layers to a GPU, or give the server more threads",
+            data,
+        )
+    return Check("speed", OK, detail, data=data)
+
+
+def _choose_wrapper(backend: Backend, server: EmbeddedServer | None, requested: str | None) -> str:
+    """The wrapper ``memgpt run`` would use: the requested one, the embedded model's, or the seed page's default."""
+    from memgpt_core import plugins
+
+    try:
+        from memgpt_core.selection import choose_wrapper  # written by the wrappers work; used once it exists
+    except ImportError:
+        choose_wrapper = None
+    if choose_wrapper is not None:
+        return str(choose_wrapper(backend, requested=requested, embedded=server))
+    if requested:
+        plugins.get_wrapper(requested)  # raises NotInstalledError listing the installed wrappers
+        return requested
+    if server is not None and getattr(server, "wrapper", None):
+        return str(server.wrapper)
+    return "airoboros-l2-70b-2.1-grammar" if backend.capabilities.grammar else "airoboros-l2-70b-2.1"
+
+
+def _twin(name: str, backend: Backend) -> str | None:
+    """The same wrapper with the grammar switched the other way, when installed and the backend can take a grammar."""
+    from memgpt_core import plugins
+
+    if not backend.capabilities.grammar:
+        return None
+    twin = name[: -len("-grammar")] if name.endswith("-grammar") else name + "-grammar"
+    return twin if twin in plugins.get_wrappers() else None
+
+
+def _check_parse_rate(
+    backend: Backend, wrapper_name: str, window: int | None, samples: int, max_tokens: int
+) -> list[Check]:
+    chosen = _parse_rate(backend, wrapper_name, window, samples, max_tokens)
+    checks = []
+    twin_name = _twin(wrapper_name, backend)
+    twin = _parse_rate(backend, twin_name, window, samples, max_tokens) if twin_name else None
+    if chosen.get("error"):
+        return [Check("parse rate", FAIL, chosen["error"], chosen.get("fix"), chosen)]
+    ok, total = chosen["readable"], chosen["total"]
+    detail = f"{ok}/{total} agent-style answers readable with {wrapper_name}"
+    data: dict[str, Any] = {"wrapper": chosen}
+    if twin is not None and not twin.get("error"):
+        detail += f"; {twin['readable']}/{twin['total']} with {twin_name}"
+        data["twin"] = twin
+    rate = ok / total if total else 0.0
+    better = twin is not None and not twin.get("error") and twin["readable"] > ok
+    if rate >= 1.0:
+        checks.append(Check("parse rate", OK, detail, data=data))
+    else:
+        if better:
+            fix = f"use --model {twin_name}: it produced more readable calls on this server"
+        elif backend.capabilities.grammar and not wrapper_name.endswith("-grammar"):
+            fix = "use a -grammar wrapper (grammar sampling makes an unreadable call impossible), or a bigger model"
+        else:
+            fix = "use a bigger or less quantised model (Q5 or better), or another wrapper (--model)"
+        if backend.name == "lmstudio":
+            fix += "; in LM Studio turn Automatic Prompt Formatting OFF (it wraps memgpt's prompt a second time)"
+        first = chosen.get("first_failure")
+        if first:
+            detail += f"; first unreadable answer: {first}"
+        checks.append(Check("parse rate", FAIL if rate < PARSE_PASS else WARN, detail, fix, data))
+    return checks
+
+
+def _agent_messages(event: dict[str, str]) -> list[dict[str, Any]]:
+    """A fresh agent's context: the system prompt with default core memory, and one event."""
+    from types import SimpleNamespace
+
+    from memgpt_core.agent import memory
+
+    record = SimpleNamespace(
+        persona=memory.prompt_text("persona_default"),
+        persona_limit=2000,
+        human=memory.prompt_text("human_default"),
+        human_limit=2000,
+    )
+    system = memory.prompt_text("system") + "\n\n" + memory.render(record)  # type: ignore[arg-type]
+    return [{"role": "system", "content": system}, {"role": "user", "content": json.dumps(event)}]
+
+
+def _parse_rate(
+    backend: Backend, wrapper_name: str, window: int | None, samples: int, max_tokens: int
+) -> dict[str, Any]:
+    """Run ``samples`` agent-style generations through the wrapper and count the answers it can read as a call."""
+    from memgpt_core import plugins
+    from memgpt_core.agent import functions
+    from memgpt_core.errors import BackendError, MemGPTError, ParseError
+    from memgpt_core.models import CompletionRequest, Grammar
+
+    try:
+        wrapper = plugins.get_wrapper(wrapper_name)
+    except MemGPTError as exc:
+        return {"error": exc.message, "fix": exc.fix}
+    schemas = functions.SCHEMAS
+    names = {schema["name"] for schema in schemas}
+    grammar = None
+    provider_name = getattr(wrapper, "grammar", None)
+    formats = [f for f in ("gbnf", "json_schema") if f in backend.capabilities.grammar_formats]
+    if provider_name and formats:
+        try:
+            provider = plugins.get_grammar(provider_name)
+            fmt = next((f for f in formats if f in provider.formats), None)
+            if fmt:
+                text = provider.build(
+                    schemas,
+                    format=fmt,
+                    inner_thoughts_in_params=getattr(wrapper, "inner_thoughts_in_params", True),
+                    max_string_length=max(64, max_tokens * 2),
+                )
+                grammar = Grammar(format=fmt, text=text, provider=provider_name)
+        except MemGPTError as exc:
+            return {"error": f"the {provider_name} grammar provider failed: {exc.message}", "fix": exc.fix}
+    stop = list(getattr(wrapper, "stop_sequences", ()) or ())
+    readable = 0
+    first_failure = None
+    results = []
+    for i in range(samples):
+        event = AGENT_EVENTS[i % len(AGENT_EVENTS)]
+        try:
+            prompt = wrapper.chat_completion_to_prompt(_agent_messages(event), list(schemas), first_message=True)
+        except MemGPTError as exc:
+            return {"error": f"the {wrapper_name} wrapper could not build a prompt: {exc.message}", "fix": exc.fix}
+        request = CompletionRequest(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            stop=stop,
+            grammar=grammar,
+            sampling={"temperature": 0.7, "seed": 1000 + i},
+            context_window=window,
+        )
+        try:
+            done = backend.complete(request)
+        except BackendError as exc:
+            return {"error": f"a generation with {wrapper_name} failed: {exc.message}", "fix": exc.fix}
+        try:
+            parsed = wrapper.output_to_chat_completion_response(done.text)
+            name = (parsed.get("function_call") or {}).get("name")
+            good = name in names
+            reason = None if good else f"called an unknown function {name!r}"
+        except ParseError as exc:
+            good, reason = False, exc.reason
+        except MemGPTError as exc:
+            return {"error": f"the {wrapper_name} wrapper failed reading an answer: {exc.message}", "fix": exc.fix}
+        readable += good
+        results.append({"readable": good, "finish_reason": done.finish_reason, "reason": reason})
+        if not good and first_failure is None:
+            first_failure = f"{reason} ({' '.join(done.text.split())[:80]!r})"
+    return {
+        "wrapper": wrapper_name,
+        "grammar": grammar.format if grammar else None,
+        "readable": readable,
+        "total": samples,
+        "first_failure": first_failure,
+        "samples": results,
+    }
+
+
+def _as_json(report: Report) -> dict[str, Any]:
+    return {
+        "backend": report.backend,
+        "endpoint": report.endpoint,
+        "wrapper": report.wrapper,
+        "ok": not report.failed,
+        "checks": [
+            {"name": c.name, "status": c.status.lower(), "detail": c.detail, "fix": c.fix, "data": c.data}
+            for c in report.checks
+        ],
+    }
