@@ -1,0 +1,119 @@
+"""``memgpt doctor``: against the real llama-server (healthy, grammar on), a real closed port, and webui fakes that
+answer as text-generation-webui does when no model is loaded or when its loader ignores the grammar."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from click.testing import CliRunner, Result
+from pytest_httpserver import HTTPServer
+
+from memgpt_core.cli import cli
+from memgpt_core.cli.doctor_cmd import FAIL, OK, _check_context
+from memgpt_core.testing import closed_port
+
+CLEAN_ENV = {"BACKEND_TYPE": None, "OPENAI_API_BASE": None, "MEMGPT_API_KEY": None, "MEMGPT_MODEL_PATH": None}
+
+
+def doctor(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["doctor", *args], env=CLEAN_ENV, catch_exceptions=False)
+
+
+def checks(result: Result) -> dict[str, dict[str, Any]]:
+    report = json.loads(result.output)
+    return {check["name"]: check for check in report["checks"]}
+
+
+# -- the real llama-server --------------------------------------------------------------------------------------------
+
+
+def test_healthy_llama_server_with_grammar(llama_server: Any) -> None:
+    result = doctor(
+        "--backend", "llamacpp", "--endpoint", llama_server.url, "--model", "chatml-grammar",
+        "--samples", "1", "--max-tokens", "160", "--json",
+    )  # fmt: skip
+    found = checks(result)
+    assert found["reachable"]["status"] == OK
+    assert found["context"]["status"] == OK and found["context"]["data"]["server"] == llama_server.n_ctx
+    assert found["grammar"]["status"] == OK, found["grammar"]
+    assert found["speed"]["data"]["tokens_per_second"] > 0
+    parse = found["parse rate"]
+    assert parse["data"]["wrapper"]["grammar"] == "gbnf", "the -grammar wrapper must run with the grammar on"
+    assert parse["data"]["wrapper"]["readable"] == 1, parse
+    assert parse["data"]["twin"]["wrapper"] == "chatml", "the twin without grammar is compared"
+    assert json.loads(result.output)["wrapper"] == "chatml-grammar"
+
+
+def test_configured_context_larger_than_the_server_fails_with_the_fix(llama_server: Any) -> None:
+    from memgpt_core import plugins
+
+    backend = plugins.get_backend("llamacpp")(llama_server.url)
+    check = _check_context(backend, llama_server.n_ctx * 4)
+    assert check.status == FAIL
+    assert f"--context-window {llama_server.n_ctx}" in (check.fix or "")
+    assert _check_context(backend, 256).status == OK
+
+
+# -- a real closed port -----------------------------------------------------------------------------------------------
+
+
+def test_closed_port_fails_reachability_and_stops() -> None:
+    port = closed_port()
+    secret = "sk-doctor-secret-0001"
+    result = doctor("--backend", "llamacpp", "--endpoint", f"http://127.0.0.1:{port}", "--api-key", secret)
+    assert result.exit_code == 1
+    assert "FAIL  reachable" in result.output and f"127.0.0.1:{port}" in result.output
+    assert "fix:" in result.output
+    assert "grammar" not in result.output, "nothing else is checked when the server cannot be reached"
+    assert secret not in result.output
+
+
+def test_closed_port_json_report() -> None:
+    result = doctor("--backend", "koboldcpp", "--endpoint", f"127.0.0.1:{closed_port()}", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["ok"] is False and report["backend"] == "koboldcpp"
+    assert [c["name"] for c in report["checks"]] == ["reachable"] and report["checks"][0]["fix"]
+
+
+def test_bad_url_is_reported_not_raised() -> None:
+    result = doctor("--backend", "webui", "--endpoint", "https://localhost:5000/v1")
+    assert result.exit_code == 1 and "http://localhost:5000" in result.output
+
+
+# -- text-generation-webui fakes --------------------------------------------------------------------------------------
+
+
+def _completion(text: str) -> dict:
+    return {
+        "id": "conv-1",
+        "object": "text_completion",
+        "created": 1700000000,
+        "model": "mistral-7b",
+        "choices": [{"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+    }
+
+
+def test_webui_without_a_model_says_to_load_one(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "None", "lora_names": []})
+    result = doctor("--backend", "webui", "--endpoint", httpserver.url_for("/"))
+    assert result.exit_code == 1
+    assert "no model loaded" in result.output and "Model tab" in result.output
+
+
+def test_server_that_ignores_the_grammar_fails_the_grammar_and_parse_checks(httpserver: HTTPServer) -> None:
+    # A webui whose loader ignores grammar_string: every answer is plain text.
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+    httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 50})
+    httpserver.expect_request("/v1/completions").respond_with_json(_completion("Hello there, friend!"))
+    result = doctor("--backend", "webui", "--endpoint", httpserver.url_for("/"), "--samples", "2", "--json")
+    assert result.exit_code == 1
+    found = checks(result)
+    assert found["reachable"]["status"] == OK
+    assert found["context"]["status"] == "warn" and "--context-window" in found["context"]["fix"]
+    assert found["grammar"]["status"] == FAIL.lower() and "ignored" in found["grammar"]["detail"]
+    assert found["parse rate"]["status"] == FAIL.lower() and found["parse rate"]["fix"]
+    sent = [json.loads(req.data) for req, _ in httpserver.log if req.path == "/v1/completions"]
+    assert any("grammar_string" in body for body in sent), "the grammar probe went out as webui's grammar_string"
