@@ -96,13 +96,11 @@ class _Host:
 
         selected = _selected_distributions()
         for ep in _entry_points():
-            dist = ep.dist
-            dist_name = dist.name if dist is not None else ep.name
-            if selected is not None and _canonical(dist_name) not in selected:
+            if selected is not None and _canonical(ep.dist_name) not in selected:
                 continue
-            info = PluginInfo(name=dist_name, version=dist.version if dist is not None else None, module=ep.value)
-            if dist_name in self.plugins:  # one distribution with two entry points: keep them apart in the listing
-                info.name = f"{dist_name} ({ep.name})"
+            info = PluginInfo(name=ep.dist_name, version=ep.version, module=ep.value)
+            if ep.dist_name in self.plugins:  # one distribution with two entry points: keep them apart in the listing
+                info.name = f"{ep.dist_name} ({ep.name})"
             self._add(info, ep.load)
 
     def _add(self, info: PluginInfo, load: Callable[[], ModuleType]) -> None:
@@ -334,10 +332,100 @@ def _lookup(kind: str, label: str, name: str) -> Any:
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-def _entry_points() -> list[Any]:
-    from importlib_metadata import entry_points
+@dataclass(frozen=True)
+class _EntryPoint:
+    """One entry point of the group ``memgpt``, and the distribution that declares it."""
 
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
+    name: str
+    value: str
+    dist_name: str
+    version: str | None
+
+    def load(self) -> Any:
+        import importlib
+
+        module_name, _, attr = self.value.partition(":")
+        obj: Any = importlib.import_module(module_name.strip())
+        for part in filter(None, attr.strip().split(".")):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _entry_points() -> list[_EntryPoint]:
+    """Entry points of the group ``memgpt`` from every installed distribution, sorted by distribution name.
+
+    This reads the ``*.dist-info`` / ``*.egg-info`` folders on ``sys.path`` directly, as importlib.metadata does, but
+    without importing it: importlib.metadata and the email parser it uses for METADATA were the largest single cost
+    of ``memgpt --help`` (see docs/benchmarks.md). As in importlib.metadata, the first distribution of a name found on
+    ``sys.path`` wins. Distributions inside zip files are not seen; pip never installs those.
+    """
+    import sys
+
+    seen: set[str] = set()
+    found: list[_EntryPoint] = []
+    for entry in sys.path:
+        try:
+            folders = sorted(os.listdir(entry or "."))
+        except OSError:  # a zip file, or a folder that does not exist
+            continue
+        for folder in folders:
+            if folder.endswith(".dist-info"):
+                key = _canonical(folder[: -len(".dist-info")].split("-", 1)[0])
+            elif folder.endswith(".egg-info"):
+                key = _canonical(folder[: -len(".egg-info")].split("-", 1)[0])
+            else:
+                continue
+            if key in seen:
+                continue
+            path = os.path.join(entry or ".", folder)
+            if not os.path.isdir(path):
+                continue
+            seen.add(key)
+            declared = _read_group(os.path.join(path, "entry_points.txt"), ENTRY_POINT_GROUP)
+            if declared:
+                name, version = _read_name_version(path, key)
+                found.extend(_EntryPoint(ep_name, value, name, version) for ep_name, value in declared)
+    return sorted(found, key=lambda ep: (_canonical(ep.dist_name), ep.name))
+
+
+def _read_group(path: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of ``[group]`` in an entry_points.txt (an INI file), in file order."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return []
+    found, inside = [], False
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            inside = line[1:-1].strip() == group
+        elif inside and "=" in line:
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip()))
+    return found
+
+
+def _read_name_version(path: str, fallback: str) -> tuple[str, str | None]:
+    """Name and Version from the header of METADATA (dist-info) or PKG-INFO (egg-info)."""
+    name, version = fallback, None
+    for filename in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(path, filename), encoding="utf-8") as file:
+                for line in file:
+                    if not line.strip():
+                        break  # the header ends at the first blank line; the long description follows
+                    key, _, value = line.partition(":")
+                    if key == "Name":
+                        name = value.strip()
+                    elif key == "Version":
+                        version = value.strip()
+        except OSError:
+            continue
+        break
+    return name, version
 
 
 def _selected_distributions() -> set[str] | None:

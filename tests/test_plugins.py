@@ -331,3 +331,15 @@ def test_the_kit_fails_a_wrapper_that_breaks_the_contract(tmp_path: Path) -> Non
     ):
         assert expected in failed, done.stdout
     assert "::test_prompt_renders_the_system_message" not in failed
+
+
+def test_entry_point_scan_agrees_with_importlib_metadata(site) -> None:
+    """plugins.py reads dist-info folders itself, for start-up speed; it must find what importlib.metadata finds."""
+    from importlib.metadata import entry_points
+
+    site("memgpt-echo", BACKEND_PLUGIN, version="3.1.4")
+    site("memgpt-plain", WRAPPER_PLUGIN)
+    expected = sorted((ep.dist.name, ep.dist.version, ep.name, ep.value) for ep in entry_points(group="memgpt"))
+    found = sorted((ep.dist_name, ep.version, ep.name, ep.value) for ep in plugins._entry_points())
+    assert found == expected
+    assert ("memgpt-echo", "3.1.4", "echo", "memgpt_fixture_memgpt_echo") in found
