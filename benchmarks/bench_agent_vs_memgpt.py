@@ -176,6 +176,7 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
                 "reason": reason,
                 "error": error,
                 "seconds": round(seconds, 3),
+                "load1": os.getloadavg()[0],
                 "steps": sum(1 for r in records if r.get("path", "").startswith("/completion")),
                 "calls": calls,
                 "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
@@ -241,6 +242,7 @@ def main() -> int:
     parser.add_argument("--turn-timeout", type=float, default=240.0, help="seconds per user turn")
     parser.add_argument("--request-timeout", type=float, default=180.0, help="seconds per completion (proxy cut)")
     parser.add_argument("--summary-only", action="store_true", help="only print the table from --out")
+    parser.add_argument("--merge", nargs="*", default=[], help="more result files to include in the table")
     args = parser.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     out = Path(args.out)
@@ -271,7 +273,10 @@ def main() -> int:
             proxy.stop()
             if server is not None:
                 server.stop()
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    rows = []
+    for path in [out, *map(Path, args.merge)]:
+        if path.exists():
+            rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     print(summarise(rows, tools))
     return 0
 

@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
             "reason": reason,
             "error": error,
             "seconds": round(seconds, 3),
+            "load1": os.getloadavg()[0],
             "steps": steps,
             "calls": calls,
             "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
@@ -301,7 +302,9 @@ def main() -> int:
     parser.add_argument("--turn-timeout", type=float, default=240)
     args = parser.parse_args()
     home = Path(args.home)
-    (home / ".memgpt").mkdir(parents=True, exist_ok=True)
+    # `memgpt configure` would have made these; both versions list them when loading personas and humans.
+    for sub in ("personas", "humans", "agents", "archival", "functions", "presets"):
+        (home / ".memgpt" / sub).mkdir(parents=True, exist_ok=True)
     template = CONFIG_0325 if args.version == "0.3.25" else CONFIG_0211
     (home / ".memgpt" / "config").write_text(
         template.format(endpoint=args.proxy, wrapper=args.wrapper, ctx=args.ctx, home=home)
