@@ -1,0 +1,155 @@
+"""Prompt pieces every wrapper shares: the call-format instructions, the function list, and earlier calls written back.
+
+Wrappers differ only in how they frame turns (Airoboros' ``USER:``/``ASSISTANT:``, ChatML's ``<|im_start|>``); what
+the model is told about calling functions, and how its earlier calls look, is the same everywhere and lives here.
+Kept free of heavy imports: wrapper plugins import this at start-up.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from typing import Any, ClassVar
+
+from memgpt_core.wrapper import FunctionSchema, Message, PromptWrapper
+
+INNER_THOUGHTS = "inner_thoughts"
+
+ANSWER_OPENING = '{\n  "function":'
+"""How a call starts, as :func:`call_text` writes it. Plain wrappers end their prompt with it to prime the answer."""
+
+
+def call_text(
+    name: str, arguments: dict[str, Any] | str, inner_thoughts: str | None, *, inner_thoughts_in_params: bool = True
+) -> str:
+    """One call in the shape the model is asked to write: ``{"function": NAME, "params": {"inner_thoughts": ...}}``.
+
+    Inner thoughts go first in ``params``, so the model thinks before it acts. ``arguments`` may be the JSON string
+    an OpenAI-style message carries; one that does not read as an object is kept as that string.
+    """
+    if isinstance(arguments, str):
+        try:
+            decoded = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            decoded = arguments
+        arguments = decoded
+    if isinstance(arguments, dict):
+        params: dict[str, Any] | str = dict(arguments)
+        if inner_thoughts_in_params and inner_thoughts is not None:
+            params = {INNER_THOUGHTS: inner_thoughts, **{k: v for k, v in arguments.items() if k != INNER_THOUGHTS}}
+    else:
+        params = arguments
+    body = json.dumps({"function": name, "params": params}, ensure_ascii=False, indent=2)
+    if not inner_thoughts_in_params and inner_thoughts:
+        return f"{inner_thoughts}\n{body}"
+    return body
+
+
+def assistant_text(message: dict[str, Any], *, inner_thoughts_in_params: bool = True) -> str:
+    """An earlier assistant turn: its function call written back as a call, or its plain text if it made none."""
+    call = message.get("function_call")
+    if not call and message.get("tool_calls"):
+        call = (message["tool_calls"][0] or {}).get("function")
+    content = message.get("content")
+    if not call:
+        return content or ""
+    return call_text(
+        call.get("name", ""),
+        call.get("arguments") or {},
+        content,
+        inner_thoughts_in_params=inner_thoughts_in_params,
+    )
+
+
+def describe_functions(functions: list[dict[str, Any]]) -> str:
+    """The function list, one function per line and one indented line per parameter, kept short for small models.
+
+    ::
+
+        send_message: Show a message to the user.
+          message (string, required): What the user reads.
+    """
+    lines: list[str] = []
+    for raw in functions:
+        fn = raw.get("function", raw) if raw.get("type") == "function" else raw
+        description = (fn.get("description") or "").strip()
+        lines.append(f"{fn['name']}: {description}" if description else fn["name"])
+        parameters = fn.get("parameters") or {}
+        required = set(parameters.get("required") or ())
+        for key, schema in (parameters.get("properties") or {}).items():
+            if key == INNER_THOUGHTS:
+                continue
+            traits = [_type_words(schema)]
+            if key in required:
+                traits.append("required")
+            text = (schema.get("description") or "").strip() if isinstance(schema, dict) else ""
+            lines.append(f"  {key} ({', '.join(traits)})" + (f": {text}" if text else ""))
+    return "\n".join(lines)
+
+
+def call_instructions(functions: list[dict[str, Any]], *, inner_thoughts_in_params: bool = True) -> str:
+    """What the model is told about answering: one JSON call per turn, its shape, and the functions it may call."""
+    if inner_thoughts_in_params:
+        shape = '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}'
+        thoughts = "inner_thoughts is your private reasoning, a sentence or two; the user never sees it."
+    else:
+        shape = '{"function": "<name>", "params": {<arguments>}}'
+        thoughts = "You may write a sentence of private reasoning before the JSON; the user never sees it."
+    if any(_name_of(fn) == "send_message" for fn in functions):
+        thoughts += " The user only reads what you pass to send_message."
+    return (
+        "Reply to every turn with one function call written as JSON, and nothing after it:\n"
+        f"{shape}\n"
+        f"{thoughts}\n"
+        "\n"
+        "Functions:\n"
+        f"{describe_functions(functions)}"
+    )
+
+
+def _name_of(raw: dict[str, Any]) -> str:
+    fn = raw.get("function", raw) if raw.get("type") == "function" else raw
+    return str(fn.get("name", ""))
+
+
+def _type_words(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    if isinstance(kind, list):
+        kind = " or ".join(str(k) for k in kind)
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return f"array of {_type_words(schema['items'])}"
+    return str(kind)
+
+
+class JSONCallWrapper(PromptWrapper):
+    """A wrapper whose model answers with one JSON call. Subclasses only frame the turns (:meth:`render`).
+
+    The plain variant ends the prompt with the opening of a call (:data:`ANSWER_OPENING`) so the model continues it;
+    a ``-grammar`` variant (``grammar`` set) leaves that out, because the grammar already forces the shape.
+    """
+
+    answer_separator: ClassVar[str] = ""
+    """Between the end of the rendered turns and the primed opening (a space after Airoboros' ``ASSISTANT:``)."""
+
+    def chat_completion_to_prompt(
+        self, messages: list[Message], functions: list[FunctionSchema], first_message: bool = False
+    ) -> str:
+        self.functions = list(functions)
+        instructions = call_instructions(functions, inner_thoughts_in_params=self.inner_thoughts_in_params)
+        prefix = self.answer_prefix()
+        return self.render(messages, instructions) + (self.answer_separator + prefix if prefix else "")
+
+    def answer_prefix(self) -> str:
+        return "" if self.grammar else ANSWER_OPENING
+
+    def assistant_text(self, message: Message) -> str:
+        return assistant_text(message, inner_thoughts_in_params=self.inner_thoughts_in_params)
+
+    @abc.abstractmethod
+    def render(self, messages: list[Message], instructions: str) -> str:
+        """Every message in the format's turns, the function instructions in the system part, ending where the
+        assistant's answer starts."""
