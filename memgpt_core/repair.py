@@ -50,13 +50,24 @@ _MARKDOWN_UNDERSCORE = re.compile(r"(?<!\\)((?:\\\\)*)\\_")
 _TOKEN = re.compile(r"""[ \t\r\n]*(?:([{}\[\],:])|(["'])|(//|\#)|(/\*)|(```)|([^\s{}\[\],:"'/\#`]+)|(.))""", re.S)
 _STRING_STOP = {'"': re.compile(r'[\\"]'), "'": re.compile(r"[\\']")}
 _LINE_END = re.compile(r"\n")
-_AFTER_CLOSING_QUOTE = re.compile(r"[ \t\r\n]*(?:([,}\]:])|\Z)")
-_NEXT_KEY = re.compile(r"""[ \t\r\n]*(?:["'][^"'\n]{1,80}["'][ \t]*:|[A-Za-z_][\w-]{0,80}[ \t]*:|[}\]]|\Z)""")
+# What may follow a string's closing quote. A comment counts only after a space, so "#tags" inside prose does not.
+_AFTER_CLOSING_QUOTE = re.compile(r"[ \t\r\n]*(?:([,}\]:])|\Z)|[ \t\r\n]+(?://|/\*|\#)")
+_COMMENT_OR_END = r"(?://|/\*|\#|\Z)"
+# After "text", : the next key, the end of the object, a comment, or the start of a key the token limit cut.
+_NEXT_KEY = re.compile(
+    r"""[ \t\r\n]*(?:["'][^"'\n]{1,80}["'][ \t]*:|[A-Za-z_][\w-]{0,80}[ \t]*:|[}\]]|"""
+    + _COMMENT_OR_END
+    + r"""|["'][^"'\n]{0,80}(?:["'][ \t]*)?\Z|[A-Za-z_][\w-]{0,80}[ \t]*\Z)"""
+)
 _QUOTED_KEY = re.compile(r"""[ \t\r\n]*["'][^"'\n]{1,80}["'][ \t]*:""")
-_NEXT_VALUE = re.compile(r"""[ \t\r\n]*(?:["'{\[\]]|-?\d|true|false|null|True|False|None|\Z)""")
+_NEXT_VALUE = re.compile(r"""[ \t\r\n]*(?:["'{\[\]]|-?\d|true|false|null|True|False|None|""" + _COMMENT_OR_END + ")")
 # An odd run of backslashes before the quote means the quote is escaped already.
 _ESCAPED_SINGLE_QUOTE = re.compile(r"(?<!\\)((?:\\\\)*)\\'")
 _BARE_DOUBLE_QUOTE = re.compile(r'(?<!\\)((?:\\\\)*)"')
+# The primed opening written a second time by the model: "function": "function": NAME.
+_REPEATED_NAME_KEY = re.compile(
+    r"""(["']function["'][ \t\r\n]*:[ \t\r\n]*)(?:["']function["'][ \t\r\n]*:[ \t\r\n]*)+"""
+)
 _COMPLETE_WORDS = frozenset({"true", "false", "null", "True", "False", "None"})
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TRUE_WORDS = {"true": True, "True": True, "false": False, "False": False}
@@ -76,6 +87,7 @@ def parse_function_call(
     if not isinstance(raw, str):
         raise ParseError(f"expected the model's text, got {type(raw).__name__}", str(raw))
     text = _MARKDOWN_UNDERSCORE.sub(r"\1_", raw) if "\\_" in raw else raw
+    text = _REPEATED_NAME_KEY.sub(r"\1", text)
     if not text.strip():
         raise ParseError("the model returned no text", raw, fix=_FIX_EMPTY)
     obj, start, truncated = _find_call_object(text, raw)
@@ -335,7 +347,7 @@ def _closes_string(text: str, pos: int, end: int, container: str) -> bool:
     """Does the quote just before ``pos`` end its string? Yes if what follows reads like the structure going on."""
     after = _AFTER_CLOSING_QUOTE.match(text, pos, end)
     if after is not None:
-        if after.group(1) != ",":
+        if after.group(1) != ",":  # a bracket, a colon, a comment or the end
             return True
         follow = _NEXT_KEY if container == "}" else _NEXT_VALUE
         return follow.match(text, after.end(), end) is not None
