@@ -189,7 +189,7 @@ def _read_object(text: str, start: int) -> tuple[dict[str, Any], bool]:
 def _loads(span: str) -> Any:
     try:
         return _DECODER.decode(span)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if len(span) > MAX_REPAIR_CHARS:
         raise _Unreadable(
