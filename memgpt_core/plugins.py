@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -33,21 +32,44 @@ DEFAULT_PLUGINS = ("memgpt_core.default_plugins.grammars",)
 KINDS = ("backends", "wrappers", "grammars")
 
 
-@dataclass
-class PluginInfo:
-    """One loaded (or broken) plugin: where it came from and what it registered."""
+# Plain classes rather than dataclasses below: building a dataclass runs generated code, and this module is imported
+# by every `memgpt` command (it measured several milliseconds of start-up; see docs/benchmarks.md).
 
-    name: str
-    """The distribution name, or the module name for a built-in."""
-    version: str | None = None
-    module: str = ""
-    builtin: bool = False
-    hooks: list[str] = field(default_factory=list)
-    backends: list[str] = field(default_factory=list)
-    wrappers: list[str] = field(default_factory=list)
-    grammars: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    error: str | None = None
+
+class PluginInfo:
+    """One loaded (or broken) plugin: where it came from and what it registered.
+
+    ``name`` is the distribution name, or the module name for a built-in; ``error`` is None, or the one-line error
+    that made the plugin broken.
+    """
+
+    __slots__ = (
+        "backends",
+        "builtin",
+        "commands",
+        "error",
+        "grammars",
+        "hooks",
+        "module",
+        "name",
+        "version",
+        "wrappers",
+    )
+
+    def __init__(self, name: str, version: str | None = None, module: str = "", builtin: bool = False) -> None:
+        self.name = name
+        self.version = version
+        self.module = module
+        self.builtin = builtin
+        self.hooks: list[str] = []
+        self.backends: list[str] = []
+        self.wrappers: list[str] = []
+        self.grammars: list[str] = []
+        self.commands: list[str] = []
+        self.error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PluginInfo({self.as_json()!r})"
 
     @property
     def status(self) -> str:
@@ -66,10 +88,12 @@ class PluginInfo:
         }
 
 
-@dataclass
 class _Registered:
-    obj: Any
-    plugin: PluginInfo
+    __slots__ = ("obj", "plugin")
+
+    def __init__(self, obj: Any, plugin: PluginInfo) -> None:
+        self.obj = obj
+        self.plugin = plugin
 
 
 class _Host:
@@ -202,14 +226,18 @@ class _Host:
         return dict(scratch.commands)
 
 
-@dataclass
 class _Registrar:
     """The ``register`` callable a hook receives: it records names, and refuses one already taken."""
 
-    kind: str
-    plugin: PluginInfo
-    found: dict[str, _Registered]
-    pending: dict[str, _Registered]
+    __slots__ = ("found", "kind", "pending", "plugin")
+
+    def __init__(
+        self, kind: str, plugin: PluginInfo, found: dict[str, _Registered], pending: dict[str, _Registered]
+    ) -> None:
+        self.kind = kind
+        self.plugin = plugin
+        self.found = found
+        self.pending = pending
 
     def __call__(self, obj: Any, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
         primary = name or getattr(obj, "name", None)
@@ -332,14 +360,16 @@ def _lookup(kind: str, label: str, name: str) -> Any:
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _EntryPoint:
     """One entry point of the group ``memgpt``, and the distribution that declares it."""
 
-    name: str
-    value: str
-    dist_name: str
-    version: str | None
+    __slots__ = ("dist_name", "name", "value", "version")
+
+    def __init__(self, name: str, value: str, dist_name: str, version: str | None) -> None:
+        self.name = name
+        self.value = value
+        self.dist_name = dist_name
+        self.version = version
 
     def load(self) -> Any:
         import importlib

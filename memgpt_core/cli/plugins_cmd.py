@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import click
@@ -27,6 +25,8 @@ def list_plugins(ctx: click.Context, as_json: bool, include_builtins: bool) -> N
         root.list_commands(ctx)
     found = host.get_plugins(include_builtins=include_builtins)
     if as_json:
+        import json
+
         click.echo(json.dumps([p.as_json() for p in found], indent=2))
         return
     if not found:
@@ -62,7 +62,7 @@ def install(names: tuple[str, ...], upgrade: bool, editable: bool) -> None:
         args.append("--upgrade")
     for name in names:
         args.extend(["-e", name] if editable else [name])
-    raise SystemExit(subprocess.call(args))
+    raise SystemExit(_pip(args))
 
 
 @plugins.command()
@@ -74,7 +74,13 @@ def uninstall(names: tuple[str, ...], yes: bool) -> None:
     args = [sys.executable, "-m", "pip", "uninstall", *names]
     if yes:
         args.append("-y")
-    raise SystemExit(subprocess.call(args))
+    raise SystemExit(_pip(args))
+
+
+def _pip(args: list[str]) -> int:
+    import subprocess
+
+    return subprocess.call(args)
 
 
 def _require_pip() -> None:
