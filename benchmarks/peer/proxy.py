@@ -90,6 +90,26 @@ def _summarise_body(path: str, body: bytes, content_type: str) -> dict[str, obje
     return out
 
 
+def _slot_progress(host: str, port: int) -> dict[str, object]:
+    """What a busy slot has done so far: prompt tokens and tokens decoded (llama-server's ``GET /slots``)."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", "/slots")
+        slots = json.loads(conn.getresponse().read())
+        conn.close()
+    except (OSError, ValueError):
+        return {}
+    for slot in slots if isinstance(slots, list) else []:
+        if isinstance(slot, dict) and slot.get("is_processing"):
+            nxt = slot.get("next_token") or [{}]
+            nxt = nxt[0] if isinstance(nxt, list) and nxt else nxt
+            return {
+                "cut_prompt_tokens": slot.get("n_prompt_tokens"),
+                "cut_decoded": nxt.get("n_decoded") if isinstance(nxt, dict) else None,
+            }
+    return {}
+
+
 def make_handler(upstream: str, recorder: Recorder, request_timeout: float) -> type[BaseHTTPRequestHandler]:
     parsed = urllib.parse.urlsplit(upstream)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
@@ -146,6 +166,8 @@ def make_handler(upstream: str, recorder: Recorder, request_timeout: float) -> t
                 status, content_type = resp.status, resp.getheader("Content-Type", "")
                 resp_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _SKIP_HEADERS]
             except TimeoutError:
+                # Before cutting, ask the server how far the generation got (prompt size, tokens generated so far).
+                record.update(_slot_progress(host, port))
                 # Closing the socket makes llama-server cancel the task, so the slot is free for the next request.
                 conn.close()
                 record.update(status=504, cut=True, seconds=round(time.monotonic() - started, 3))
