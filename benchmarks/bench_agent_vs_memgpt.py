@@ -235,6 +235,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ctx", type=int, default=8192)
+    # One thread: on this shared 2-core machine other llama-servers run too, and llama.cpp's threads spin-wait on
+    # each other, so two threads per server ran ~8x slower than one (measured: 4.9 vs 32-40 tokens/s generated).
+    parser.add_argument("--threads", type=int, default=1, help="llama-server --threads")
     parser.add_argument("--upstream", help="reuse a running llama-server instead of starting one")
     parser.add_argument("--out", default=str(SCRATCH / "results" / "vs_memgpt.jsonl"))
     parser.add_argument("--our-wrapper", default="chatml-grammar")
@@ -253,7 +256,7 @@ def main() -> int:
         if not upstream:
             from memgpt_backend_llamacpp.server import LlamaServer
 
-            server = LlamaServer(ctx_size=args.ctx, parallel=1).start()
+            server = LlamaServer(ctx_size=args.ctx, parallel=1, threads=args.threads).start()
             upstream = server.url
             print(f"llama-server {server.url} ctx {args.ctx} (started in {server.started_in:.1f} s)", file=sys.stderr)
         proxy = Proxy(upstream, request_timeout=args.request_timeout).start()
