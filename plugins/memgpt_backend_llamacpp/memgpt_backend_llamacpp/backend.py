@@ -314,7 +314,7 @@ class EmbeddedLlamaServer(EmbeddedServer):
         self.server = server
         self.endpoint = server.url
         self.n_ctx = n_ctx
-        self.description = f"llama-server {server.url}, model {server.model_path.name}, {n_ctx} tokens of context"
+        self.description = f"embedded llama-server at {server.url} with {server.model_path.name}"
 
     def stop(self) -> None:
         self.server.stop()

@@ -232,7 +232,7 @@ class LlamaServer:
         timeout = self.startup_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         began = time.monotonic()
-        state = "starting llama-server"
+        state = "waiting for it to listen"
         while True:
             if self.process is not None and self.process.poll() is not None:
                 raise BackendUnavailableError(
@@ -361,8 +361,8 @@ class Spinner:
             frame = self.frames[self.count % len(self.frames)]
             self._write(f"\r{frame} {self.label}: {message}\033[K")
         elif not self._printed:
-            # Not a terminal (a log, CI): one line, no carriage-return noise.
-            self._write(f"{self.label}: {message}\n")
+            # Not a terminal (a log, CI): the label once, no carriage-return noise.
+            self._write(f"{self.label} ...\n")
             self._printed = True
         self.count += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -130,3 +131,30 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_spinner_redraws_one_line_on_a_terminal_and_clears_it():
+    screen = _Terminal()
+    spinner = srv.Spinner("starting llama-server", stream=screen)
+    spinner("loading the model (0.1 s)")
+    spinner("loading the model (0.2 s)")
+    spinner.done("ready")
+    out = screen.getvalue()
+    assert out.count("\r") == 3 and "\n" not in out[:-1]
+    assert "| starting llama-server: loading the model (0.1 s)" in out
+    assert "/ starting llama-server: loading the model (0.2 s)" in out
+    assert out.endswith("\r\033[Kready\n")
+
+
+def test_spinner_prints_one_plain_line_when_not_a_terminal():
+    log = io.StringIO()
+    spinner = srv.Spinner("starting llama-server", stream=log)
+    for i in range(5):
+        spinner(f"loading ({i} s)")
+    spinner.done()
+    assert log.getvalue() == "starting llama-server ...\n"
