@@ -315,7 +315,7 @@ def get_backend(name: str) -> type[Backend]:
 
 def get_wrapper(name: str) -> ChatCompletionWrapper:
     """A ready instance of the wrapper registered as ``name``."""
-    return _lookup("wrappers", "wrapper", name)()
+    return _instantiate("wrappers", "wrapper", name, _lookup("wrappers", "wrapper", name))
 
 
 _grammar_instances: dict[str, GrammarProvider] = {}
@@ -326,7 +326,7 @@ def get_grammar(name: str) -> GrammarProvider:
     cls = _lookup("grammars", "grammar provider", name)
     instance = _grammar_instances.get(name)
     if instance is None or type(instance) is not cls:
-        instance = _grammar_instances[name] = cls()
+        instance = _grammar_instances[name] = _instantiate("grammars", "grammar provider", name, cls)
     return instance
 
 
@@ -343,6 +343,20 @@ def add_commands(cli: click.Group, *, reserved: Iterable[str] = ()) -> list[str]
     a plugin is marked broken and its commands are left out.
     """
     return _get_host().commands(cli, reserved)
+
+
+def _instantiate(kind: str, label: str, name: str, cls: Any) -> Any:
+    """``cls()``, with a plugin's failure told as a sentence naming the plugin."""
+    try:
+        return cls()
+    except MemGPTError:
+        raise
+    except Exception as exc:
+        owner = plugin_of(kind, name)
+        raise PluginError(
+            f"the {label} {name!r} from {owner} could not be created: {_one_line(exc)}",
+            fix=f"report it to the authors of {owner}, or try another {label}",
+        ) from exc
 
 
 def _lookup(kind: str, label: str, name: str) -> Any:

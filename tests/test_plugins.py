@@ -363,3 +363,16 @@ for _name, _provider in sorted(plugins.get_grammars().items()):
     _cls = _kit_class(GrammarConformance, _name, grammar_class=_provider)
     globals()[_cls.__name__] = _cls
 plugins.reset()
+
+
+def test_a_wrapper_that_cannot_be_created_is_reported_with_its_plugin(site) -> None:
+    site(
+        "memgpt-fragile",
+        "from memgpt_core import hookimpl\n\nclass Fragile:\n    name = 'fragile'\n"
+        "    def __init__(self):\n        raise KeyError('template')\n"
+        "    def chat_completion_to_prompt(self, messages, functions, first_message=False):\n        return ''\n"
+        "    def output_to_chat_completion_response(self, raw_llm_output):\n        return {}\n\n"
+        "@hookimpl\ndef register_wrappers(register):\n    register(Fragile)\n",
+    )
+    with pytest.raises(PluginError, match="the wrapper 'fragile' from memgpt-fragile could not be created: KeyError"):
+        plugins.get_wrapper("fragile")
