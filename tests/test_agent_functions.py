@@ -62,7 +62,9 @@ def test_an_empty_message_fails_back_to_the_model(store, wrapper):
 
 
 def test_core_memory_append_adds_a_line_and_reports_the_size(store, wrapper):
-    agent, _ = run(store, wrapper, call_text("core_memory_append", name="human", content="Name: Ann", request_heartbeat=True))
+    agent, _ = run(
+        store, wrapper, call_text("core_memory_append", name="human", content="Name: Ann", request_heartbeat=True)
+    )
     assert agent.record.human == "The user's name is unknown.\nName: Ann"
     size = len(agent.record.human)
     assert returns(agent)[0] == ("core_memory_append", "OK", f"Added to human. It now has {size}/2000 characters.")
@@ -73,7 +75,9 @@ def test_core_memory_append_adds_a_line_and_reports_the_size(store, wrapper):
 
 def test_core_memory_append_over_the_limit_fails_and_changes_nothing(store, wrapper):
     big = "x" * 1990
-    agent, result = run(store, wrapper, call_text("core_memory_append", name="persona", content=big, request_heartbeat=False))
+    agent, result = run(
+        store, wrapper, call_text("core_memory_append", name="persona", content=big, request_heartbeat=False)
+    )
     name, status, message = returns(agent)[0]
     assert (name, status) == ("core_memory_append", "Failed")
     assert "over its limit of 2000" in message
@@ -85,8 +89,16 @@ def test_core_memory_replace_changes_exact_text_and_can_delete(store, wrapper):
     agent, _ = run(
         store,
         wrapper,
-        call_text("core_memory_replace", name="human", old_content="unknown", new_content="Ann", request_heartbeat=True),
-        call_text("core_memory_replace", name="persona", old_content=", a friendly companion", new_content="", request_heartbeat=True),
+        call_text(
+            "core_memory_replace", name="human", old_content="unknown", new_content="Ann", request_heartbeat=True
+        ),
+        call_text(
+            "core_memory_replace",
+            name="persona",
+            old_content=", a friendly companion",
+            new_content="",
+            request_heartbeat=True,
+        ),
     )
     assert agent.record.human == "The user's name is Ann."
     assert agent.record.persona == "I am Sam."
@@ -138,7 +150,11 @@ def test_conversation_search_date_lists_a_day_and_rejects_bad_dates(store, wrapp
     )
     results = returns(agent)
     assert results[0][1] == "OK" and "user: remember the tulips" in results[0][2]
-    assert results[1] == ("conversation_search_date", "Failed", "Error: start_date 'yesterday' is not a date in the form YYYY-MM-DD")
+    assert results[1] == (
+        "conversation_search_date",
+        "Failed",
+        "Error: start_date 'yesterday' is not a date in the form YYYY-MM-DD",
+    )
     assert results[2] == ("conversation_search_date", "Failed", "Error: page starts at 1")
 
 
@@ -159,7 +175,9 @@ def test_archival_memory_insert_then_search(store, wrapper):
 
 
 def test_pause_heartbeats_ends_the_chain_and_checks_its_range(store, wrapper):
-    agent, result = run(store, wrapper, call_text("pause_heartbeats", minutes=500), call_text("pause_heartbeats", minutes=10))
+    agent, result = run(
+        store, wrapper, call_text("pause_heartbeats", minutes=500), call_text("pause_heartbeats", minutes=10)
+    )
     assert returns(agent)[0][1] == "Failed" and "between 1 and 360" in returns(agent)[0][2]
     assert returns(agent)[1] == ("pause_heartbeats", "OK", "Heartbeats paused for 10 minutes.")
     assert result.steps[-1].heartbeat is None  # pausing waits for the user: no reply step follows
@@ -176,7 +194,11 @@ def test_a_call_missing_a_required_argument_is_never_run(store, wrapper):
 
 def test_a_bad_argument_value_is_reported_to_the_model(store, wrapper):
     agent, _ = run(store, wrapper, call_text("conversation_search", query="x", page="two", request_heartbeat=True))
-    assert returns(agent)[0] == ("conversation_search", "Failed", "Error: page must be a whole number like 1, not 'two'")
+    assert returns(agent)[0] == (
+        "conversation_search",
+        "Failed",
+        "Error: page must be a whole number like 1, not 'two'",
+    )
 
 
 def test_every_function_has_a_schema_and_heartbeat_where_it_should():

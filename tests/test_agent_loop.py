@@ -87,7 +87,9 @@ def test_without_reply_heartbeats_a_memory_edit_that_asks_for_none_ends_the_turn
 
 
 def test_by_default_any_function_right_after_a_user_message_leads_to_a_reply(store, wrapper):
-    backend = ScriptedBackend([call_text("core_memory_append", name="human", content="x", request_heartbeat=False), REPLY])
+    backend = ScriptedBackend(
+        [call_text("core_memory_append", name="human", content="x", request_heartbeat=False), REPLY]
+    )
     agent = make_agent(store, backend, wrapper)
     assert agent.user_message("hi").replies == ["ok!"]
 
@@ -107,8 +109,12 @@ def test_no_heartbeat_after_a_heartbeat_step_unless_asked(store, wrapper):
 def test_a_failing_function_gets_a_heartbeat_so_the_model_can_correct_itself(store, wrapper):
     backend = ScriptedBackend(
         [
-            call_text("core_memory_replace", name="human", old_content="nope", new_content="x", request_heartbeat=False),
-            call_text("core_memory_replace", name="human", old_content="unknown", new_content="Ann", request_heartbeat=False),
+            call_text(
+                "core_memory_replace", name="human", old_content="nope", new_content="x", request_heartbeat=False
+            ),
+            call_text(
+                "core_memory_replace", name="human", old_content="unknown", new_content="Ann", request_heartbeat=False
+            ),
             REPLY,
         ]
     )
@@ -139,7 +145,7 @@ def test_after_the_retries_the_user_gets_the_raw_text_and_a_fix_and_nothing_chan
         agent.user_message("second")
     error = caught.value
     assert len(backend.requests) == 1 + 3
-    assert error.raw == "<|im_end|> nothing" and "<|im_end|> nothing" in str(error)
+    assert error.raw.endswith("<|im_end|> nothing") and "<|im_end|> nothing" in str(error)
     assert "after 3 tries" in str(error) and "-grammar wrapper" in str(error)
     assert agent.record.context == before_context and table_counts(store) == before_tables
     assert store.get_agent("tester").context == before_context

@@ -102,7 +102,7 @@ def test_archival_search_is_bm25_relevance(store):
 def test_a_second_opener_of_the_same_agent_gets_agent_in_use(store, tmp_path):
     a = store.create_agent("alice", persona="p", human="h")
     lock = store.lock(a)
-    with pytest.raises(AgentInUseError, match="alice.*in use"):
+    with pytest.raises(AgentInUseError, match=r"alice.*in use"):
         store.lock(a)
     # Another process gets the same clear refusal.
     code = (

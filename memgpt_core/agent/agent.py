@@ -49,6 +49,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     },
 }
 SUMMARY_MARKER = "Summary of "
+MAX_STRING_CHARS = 600
 
 
 @dataclass
@@ -181,12 +182,16 @@ class Agent:
                 schemas,
                 format=formats[0],
                 inner_thoughts_in_params=getattr(self.wrapper, "inner_thoughts_in_params", True),
-                # Two strings (thoughts and message) must fit the output cap at ~4 characters per token.
-                max_string_length=max(64, self.settings.max_tokens * 2),
+                max_string_length=self._max_string_length(),
             )
         except MemGPTError as exc:
             return None, f"grammar sampling is off: the {provider_name} grammar provider failed: {exc}"
         return Grammar(format=formats[0], text=text, provider=provider_name), None
+
+    def _max_string_length(self) -> int:
+        """The grammar's cap on each string: two strings (thoughts and message) fit the output cap at ~3 characters
+        per token, and no string runs past MAX_STRING_CHARS, which stops a small model repeating itself for minutes."""
+        return max(64, min(MAX_STRING_CHARS, self.settings.max_tokens * 3 // 2))
 
     # -- prompt ----------------------------------------------------------------------------------------------------
 
@@ -248,8 +253,9 @@ class Agent:
             )
             prompt = self.build_prompt(pending)
             tokens = self.counter.count(prompt)
-            if tokens + reserve > self.window:
+            if tokens + reserve > self.window:  # no room even for the alert: a summary comes first instead
                 pending.pop()
+                self.record.state["pressure_warned"] = False
                 prompt = self.build_prompt(pending)
                 tokens = self.counter.count(prompt)
         return prompt, tokens
@@ -378,10 +384,10 @@ class Agent:
                 if overflow_retried:
                     raise self._too_small(pending, self._reserve()) from exc
                 overflow_retried = True
-                if exc.context_window and exc.context_window < self.window:
-                    self.window = exc.context_window
-                else:
-                    self.window = max(256, int(self.window * 0.9))
+                # The real window is the server's n_ctx when it says, and at most this prompt's size when it does not;
+                # budgeting with it makes _fit summarise.
+                real = exc.context_window if exc.context_window else tokens
+                self.window = max(256, min(self.window, real))
                 prompt, tokens = self._fit(pending)
                 continue
             attempts += 1

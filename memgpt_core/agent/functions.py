@@ -18,10 +18,10 @@ RESULT_CHARS = 300
 
 _HEARTBEAT = {
     "type": "boolean",
-    "description": "true to get another turn right after this one (for example to reply after a search).",
+    "description": "true to act again right after this.",
 }
-_BLOCK = {"type": "string", "enum": ["persona", "human"], "description": "Which block: 'persona' or 'human'."}
-_PAGE = {"type": "integer", "description": "Result page, starting at 1. Default 1."}
+_BLOCK = {"type": "string", "enum": ["persona", "human"], "description": "The block."}
+_PAGE = {"type": "integer", "description": "Result page, from 1."}
 
 
 def _schema(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -35,19 +35,19 @@ def _schema(name: str, description: str, properties: dict[str, Any], required: l
 SCHEMAS: list[dict[str, Any]] = [
     _schema(
         "send_message",
-        "Send a message to the user. This is the only way the user sees anything from you.",
-        {"message": {"type": "string", "description": "The message text, as the user will read it."}},
+        "Send a message to the user.",
+        {"message": {"type": "string", "description": "What the user will read."}},
         ["message"],
     ),
     _schema(
         "pause_heartbeats",
-        "Stop timed heartbeats for a while, to rest until the user writes.",
-        {"minutes": {"type": "integer", "description": "How many minutes to pause, 1 to 360."}},
+        "Stop timed heartbeats for a while.",
+        {"minutes": {"type": "integer", "description": "Minutes, 1 to 360."}},
         ["minutes"],
     ),
     _schema(
         "core_memory_append",
-        "Add a line to a core memory block. Use it to remember lasting facts about the user or yourself.",
+        "Add a line to core memory.",
         {
             "name": _BLOCK,
             "content": {"type": "string", "description": "The text to add."},
@@ -57,18 +57,18 @@ SCHEMAS: list[dict[str, Any]] = [
     ),
     _schema(
         "core_memory_replace",
-        "Change text in a core memory block. old_content must be copied exactly. An empty new_content deletes it.",
+        "Replace exact text in core memory (empty new_content deletes).",
         {
             "name": _BLOCK,
-            "old_content": {"type": "string", "description": "The exact text to change."},
-            "new_content": {"type": "string", "description": "The new text."},
+            "old_content": {"type": "string", "description": "Exact text to replace."},
+            "new_content": {"type": "string", "description": "Replacement text."},
             "request_heartbeat": _HEARTBEAT,
         },
         ["name", "old_content", "new_content", "request_heartbeat"],
     ),
     _schema(
         "conversation_search",
-        "Search all past messages (recall memory) for words.",
+        "Search past messages by words.",
         {
             "query": {"type": "string", "description": "Words to look for."},
             "page": _PAGE,
@@ -78,7 +78,7 @@ SCHEMAS: list[dict[str, Any]] = [
     ),
     _schema(
         "conversation_search_date",
-        "List past messages (recall memory) from a range of days.",
+        "List past messages from a range of days.",
         {
             "start_date": {"type": "string", "description": "First day, YYYY-MM-DD."},
             "end_date": {"type": "string", "description": "Last day, YYYY-MM-DD."},
@@ -89,13 +89,16 @@ SCHEMAS: list[dict[str, Any]] = [
     ),
     _schema(
         "archival_memory_insert",
-        "Save a note to archival memory, your long-term notebook. Write it so it makes sense on its own later.",
-        {"content": {"type": "string", "description": "The note to save."}, "request_heartbeat": _HEARTBEAT},
+        "Save a note to archival memory.",
+        {
+            "content": {"type": "string", "description": "The note, complete on its own."},
+            "request_heartbeat": _HEARTBEAT,
+        },
         ["content", "request_heartbeat"],
     ),
     _schema(
         "archival_memory_search",
-        "Search archival memory, your long-term notebook, for notes about something.",
+        "Search archival memory by words.",
         {
             "query": {"type": "string", "description": "Words to look for."},
             "page": _PAGE,
