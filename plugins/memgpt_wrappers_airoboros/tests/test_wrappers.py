@@ -1,0 +1,129 @@
+"""The Airoboros 2.1 wrappers: the exact prompt for a conversation with every role, and the conformance kit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memgpt_core import plugins
+from memgpt_core.errors import ParseError
+from memgpt_core.testing import WrapperConformance
+
+FUNCTIONS = [
+    {
+        "name": "send_message",
+        "description": "Show a message to the user.",
+        "parameters": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "What the user reads."}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "conversation_search",
+        "description": "Search past messages.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for."},
+                "page": {"type": "integer"},
+            },
+            "required": ["query"],
+        },
+    },
+]
+MESSAGES = [
+    {"role": "system", "content": "You are Sam, an agent with a memory."},
+    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
+    {
+        "role": "assistant",
+        "content": "A new user. Greet him.",
+        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
+    },
+    {
+        "role": "function",
+        "name": "send_message",
+        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
+    },
+    {"role": "system", "content": "Warning: the context is 75% full."},
+]
+
+GOLDEN_TURNS = (
+    "You are Sam, an agent with a memory.\n"
+    "\n"
+    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
+    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
+    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
+    "The user only reads what you pass to send_message.\n"
+    "\n"
+    "Functions:\n"
+    "send_message: Show a message to the user.\n"
+    "  message (string, required): What the user reads.\n"
+    "conversation_search: Search past messages.\n"
+    "  query (string, required): Words to look for.\n"
+    "  page (integer)\n"
+    "\n"
+    'USER: {"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}\n'
+    "ASSISTANT: {\n"
+    '  "function": "send_message",\n'
+    '  "params": {\n'
+    '    "inner_thoughts": "A new user. Greet him.",\n'
+    '    "message": "Hello Chad!"\n'
+    "  }\n"
+    "}\n"
+    'FUNCTION RESULT (send_message): {"status": "OK", "message": null, "time": "2024-01-01 10:00"}\n'
+    "SYSTEM: Warning: the context is 75% full.\n"
+    "ASSISTANT:"
+)
+
+
+def test_plain_prompt_is_exactly_this_and_primes_the_call():
+    wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
+    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + ' {\n  "function":'
+    assert wrapper.grammar is None
+
+
+def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar():
+    wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar")
+    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
+    assert wrapper.grammar == "function-call"
+    assert "function-call" in plugins.get_grammars()
+
+
+def test_without_a_system_message_the_airoboros_preamble_is_used():
+    prompt = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar").chat_completion_to_prompt(MESSAGES[1:2], FUNCTIONS)
+    assert prompt.startswith("A chat.\n\nReply to every turn")
+
+
+def test_stop_sequences_end_every_turn_label_the_prompt_uses():
+    wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
+    for label in ("\nUSER:", "\nASSISTANT:", "\nFUNCTION RESULT", "\nSYSTEM:", "</s>"):
+        assert label in wrapper.stop_sequences
+
+
+def test_the_plain_answer_is_read_after_the_primed_opening():
+    wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
+    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS)
+    response = wrapper.output_to_chat_completion_response(
+        ' "conversation_search",\n  "params": {"inner_thoughts": "Look back.", "query": "Chad"}\n}\nUSER'
+    )
+    assert response["function_call"]["name"] == "conversation_search"
+    assert json.loads(response["function_call"]["arguments"]) == {"query": "Chad"}
+    assert response["content"] == "Look back."
+
+
+def test_a_function_the_last_prompt_did_not_offer_is_refused():
+    wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar")
+    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS[:1])
+    with pytest.raises(ParseError) as caught:
+        wrapper.output_to_chat_completion_response('{"function": "conversation_search", "params": {"query": "x"}}')
+    assert "send_message" in caught.value.reason
+
+
+class TestAiroborosConformance(WrapperConformance):
+    wrapper_name = "airoboros-l2-70b-2.1"
+
+
+class TestAiroborosGrammarConformance(WrapperConformance):
+    wrapper_name = "airoboros-l2-70b-2.1-grammar"

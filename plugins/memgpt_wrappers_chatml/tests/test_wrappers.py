@@ -1,0 +1,164 @@
+"""The ChatML and Dolphin wrappers: the exact prompt for a conversation with every role, the conformance kit, and
+a real call from the SmolLM2 model (ChatML) through llama.cpp with the grammar."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memgpt_core import plugins
+from memgpt_core.testing import WrapperConformance
+
+FUNCTIONS = [
+    {
+        "name": "send_message",
+        "description": "Show a message to the user.",
+        "parameters": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "What the user reads."}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "conversation_search",
+        "description": "Search past messages.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for."},
+                "page": {"type": "integer"},
+            },
+            "required": ["query"],
+        },
+    },
+]
+MESSAGES = [
+    {"role": "system", "content": "You are Sam, an agent with a memory."},
+    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
+    {
+        "role": "assistant",
+        "content": "A new user. Greet him.",
+        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
+    },
+    {
+        "role": "function",
+        "name": "send_message",
+        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
+    },
+    {"role": "system", "content": "Warning: the context is 75% full."},
+]
+
+GOLDEN_TURNS = (
+    "<|im_start|>system\n"
+    "You are Sam, an agent with a memory.\n"
+    "\n"
+    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
+    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
+    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
+    "The user only reads what you pass to send_message.\n"
+    "\n"
+    "Functions:\n"
+    "send_message: Show a message to the user.\n"
+    "  message (string, required): What the user reads.\n"
+    "conversation_search: Search past messages.\n"
+    "  query (string, required): Words to look for.\n"
+    "  page (integer)<|im_end|>\n"
+    "<|im_start|>user\n"
+    '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}<|im_end|>\n'
+    "<|im_start|>assistant\n"
+    "{\n"
+    '  "function": "send_message",\n'
+    '  "params": {\n'
+    '    "inner_thoughts": "A new user. Greet him.",\n'
+    '    "message": "Hello Chad!"\n'
+    "  }\n"
+    "}<|im_end|>\n"
+    "<|im_start|>function\n"
+    'Result of send_message: {"status": "OK", "message": null, "time": "2024-01-01 10:00"}<|im_end|>\n'
+    "<|im_start|>system\n"
+    "Warning: the context is 75% full.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+PLAIN = ["chatml", "dolphin-2.1-mistral-7b"]
+GRAMMAR = ["chatml-grammar", "dolphin-2.1-mistral-7b-grammar"]
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_plain_prompt_is_exactly_this_and_primes_the_call(name):
+    wrapper = plugins.get_wrapper(name)
+    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
+    assert wrapper.grammar is None
+
+
+@pytest.mark.parametrize("name", GRAMMAR)
+def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar(name):
+    wrapper = plugins.get_wrapper(name)
+    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
+    assert wrapper.grammar == "function-call"
+
+
+def test_without_a_system_message_the_instructions_still_open_the_prompt():
+    prompt = plugins.get_wrapper("chatml-grammar").chat_completion_to_prompt(MESSAGES[1:2], FUNCTIONS)
+    assert prompt.startswith("<|im_start|>system\nReply to every turn")
+
+
+@pytest.mark.parametrize("name", PLAIN + GRAMMAR)
+def test_stop_sequences_end_the_turn(name):
+    stops = plugins.get_wrapper(name).stop_sequences
+    assert "<|im_end|>" in stops and "<|im_start|>" in stops
+
+
+def test_the_plain_answer_is_read_after_the_primed_opening():
+    wrapper = plugins.get_wrapper("chatml")
+    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS)
+    response = wrapper.output_to_chat_completion_response(
+        ' "send_message",\n  "params": {\n    "inner_thoughts": "Answer.",\n    "message": "Sure."\n  }\n}'
+    )
+    assert (response["content"], json.loads(response["function_call"]["arguments"])) == (
+        "Answer.",
+        {"message": "Sure."},
+    )
+
+
+def test_smollm2_answers_with_an_offered_call_through_the_grammar(llama_server):
+    """The embedded model speaks ChatML: with this prompt and the function-call grammar it writes a readable call.
+    (The Dolphin variants send the same prompt, as the golden tests show, so one live run covers them.)"""
+    from memgpt_core.models import CompletionRequest, Grammar
+
+    wrapper = plugins.get_wrapper("chatml-grammar")
+    backend = plugins.get_backend("llamacpp")(llama_server.url)
+    conversation = [
+        *MESSAGES[:4],
+        {"role": "user", "content": '{"type": "user_message", "message": "What is my name?", "time": "2024-01-01"}'},
+    ]
+    prompt = wrapper.chat_completion_to_prompt(conversation, FUNCTIONS)
+    grammar = plugins.get_grammar(wrapper.grammar).build(FUNCTIONS, format="gbnf")
+    completion = backend.complete(
+        CompletionRequest(
+            prompt=prompt,
+            max_tokens=120,
+            stop=list(wrapper.stop_sequences),
+            grammar=Grammar(format="gbnf", text=grammar),
+            sampling={"temperature": 0},
+        )
+    )
+    response = wrapper.output_to_chat_completion_response(completion.text)
+    assert response["function_call"]["name"] in {fn["name"] for fn in FUNCTIONS}
+    assert isinstance(json.loads(response["function_call"]["arguments"]), dict)
+
+
+class TestChatMLConformance(WrapperConformance):
+    wrapper_name = "chatml"
+
+
+class TestChatMLGrammarConformance(WrapperConformance):
+    wrapper_name = "chatml-grammar"
+
+
+class TestDolphinConformance(WrapperConformance):
+    wrapper_name = "dolphin-2.1-mistral-7b"
+
+
+class TestDolphinGrammarConformance(WrapperConformance):
+    wrapper_name = "dolphin-2.1-mistral-7b-grammar"
