@@ -120,13 +120,16 @@ def _stop_all() -> None:
 
 
 def _die_with_parent() -> None:
-    """Run in the child before exec: ask Linux to SIGTERM the server if memgpt itself is killed (even SIGKILL)."""
+    """Run in the child before exec: ask Linux to kill the server if memgpt itself dies without stopping it.
+
+    SIGKILL, not SIGTERM: a busy llama-server finishes its current request before it obeys SIGTERM.
+    """
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     except Exception:  # not Linux, or no prctl: atexit and the context manager still stop it
         pass
 
@@ -288,7 +291,7 @@ class LlamaServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, *, keep_log: bool = False, grace: float = 5.0) -> None:
+    def stop(self, *, keep_log: bool = False, grace: float = 3.0) -> None:
         """Terminate the program, kill it if it lingers, and remove its log (kept when ``keep_log``)."""
         process, self.process = self.process, None
         _running.discard(self)
