@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -122,6 +123,9 @@ def main() -> None:
     print("|---|" + "---|" * len(timing_texts))
     for label, medians in timings.items():
         print(f"| {label} | " + " | ".join(f"{medians[k] * 1000:.3f} ms" for k in timing_texts) + " |")
+    print("\n| pathological 1 MB input | ours |\n|---|---|")
+    for label, seconds in pathological_times(functions).items():
+        print(f"| {label} | {seconds * 1000:.0f} ms |")
     if args.shapes:
         print("\nright answers (the expected call, or a refusal where one is due) per shape:\n")
         print("| shape | cases | " + " | ".join(columns) + " |")
@@ -211,6 +215,33 @@ def median_time(run) -> float:
         run()
         spent.append(time.perf_counter() - start)
     return statistics.median(spent)
+
+
+def pathological_times(functions) -> dict[str, float]:
+    """Time of one parse of 1 MB inputs built to hit the slow corners of tolerant parsing (bounded-time check)."""
+    from memgpt_core.repair import parse_function_call
+
+    size = 1 << 20
+    head = '{"function": "send_message", "params": {"message": "'
+    rng = random.Random(4)
+    inputs = {
+        "opening braces": "{" * size,
+        "opening brackets after a call head": head[:41] + "[" * size,
+        "double quotes": '"' * size,
+        "an unclosed string": head + "x" * size,
+        "quote-comma pairs in a string": head + '", ' * (size // 3),
+        "markdown-escaped underscores": "\\_" * (size // 2),
+        "escaped backslashes before underscores": "\\\\\\_" * (size // 4),
+        "unclosed block comments": '{"a": 1 ' + "/*" * (size // 2),
+        "repeated call heads": '{"function": ' * (size // 13),
+        "random JSON punctuation": "".join(rng.choice("{}[]\",:' \\/#*`ab1\n") for _ in range(size)),
+    }
+    times = {}
+    for label, raw in inputs.items():
+        start = time.perf_counter()
+        attempt(parse_function_call, raw, functions)
+        times[label] = time.perf_counter() - start
+    return times
 
 
 def typical_outputs() -> dict[str, str]:

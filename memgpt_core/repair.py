@@ -44,9 +44,6 @@ _CALL_START = re.compile(r"""\{\s*["']?(?:function|name|function_call)["']?\s*:"
 _BARE_CALL_KEY = re.compile(r"""["']function["']\s*:""")
 # Tokens that end a model's turn in common formats. Text from one of them on is a stop-sequence leftover.
 _TURN_END = re.compile(r"<\|im_end\|>|<\|im_start\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|</s>|\nUSER:|\nASSISTANT:")
-# ``\_`` is never a valid JSON escape; it is a markdown habit (``send\_message``). An even run of backslashes before
-# it is a literal backslash, so only an odd run loses one.
-_MARKDOWN_UNDERSCORE = re.compile(r"(?<!\\)((?:\\\\)*)\\_")
 _TOKEN = re.compile(r"""[ \t\r\n]*(?:([{}\[\],:])|(["'])|(//|\#)|(/\*)|(```)|([^\s{}\[\],:"'/\#`]+)|(.))""", re.S)
 _STRING_STOP = {'"': re.compile(r'[\\"]'), "'": re.compile(r"[\\']")}
 _LINE_END = re.compile(r"\n")
@@ -86,7 +83,7 @@ def parse_function_call(
 
     if not isinstance(raw, str):
         raise ParseError(f"expected the model's text, got {type(raw).__name__}", str(raw))
-    text = _MARKDOWN_UNDERSCORE.sub(r"\1_", raw) if "\\_" in raw else raw
+    text = _unescape_underscores(raw) if "\\_" in raw else raw
     text = _REPEATED_NAME_KEY.sub(r"\1", text)
     if not text.strip():
         raise ParseError("the model returned no text", raw, fix=_FIX_EMPTY)
@@ -101,6 +98,15 @@ def parse_function_call(
 
 _FIX_EMPTY = "check the backend's stop sequences and max tokens; a grammar wrapper (-grammar) forces a call"
 _FIX_SHAPE = 'the model should answer with {"function": NAME, "params": {...}}; a -grammar wrapper enforces it'
+
+
+def _unescape_underscores(text: str) -> str:
+    """Undo the markdown habit ``send\\_message``: ``\\_`` is never a JSON escape.
+
+    Backslashes pair up from the left as a JSON reader pairs them, so splitting on doubled ones leaves only the
+    backslashes that escape the next character; ``\\\\_`` (a literal backslash, then ``_``) is kept.
+    """
+    return "\\\\".join(part.replace("\\_", "_") for part in text.split("\\\\"))
 
 
 # -- finding and reading the JSON object ---------------------------------------------------------------------------
