@@ -187,8 +187,8 @@ def _read_object(text: str, start: int) -> tuple[dict[str, Any], bool]:
     obj = _loads(span)
     if not isinstance(obj, dict):
         raise _Unreadable("the output's JSON is not an object")
-    if truncated and scan.closed_at is None:
-        _drop_open_argument(obj, len(scan.safe_closers))
+    if scan.closed_at is None and _drop_open_argument(obj, len(scan.safe_closers)):
+        truncated = True  # an argument's list or object was never closed: it may have been meant to go on
     return obj, truncated
 
 
@@ -361,7 +361,7 @@ def _closes_string(text: str, pos: int, end: int, container: str) -> bool:
     return container == "}" and _QUOTED_KEY.match(text, pos, end) is not None
 
 
-def _drop_open_argument(obj: dict[str, Any], open_depth: int) -> None:
+def _drop_open_argument(obj: dict[str, Any], open_depth: int) -> bool:
     """Drop the argument whose value was still open (a list or object half written) when the text ran out.
 
     The containers open at the cut are the chain of last members from the root. A member of the root or of the
@@ -369,17 +369,18 @@ def _drop_open_argument(obj: dict[str, Any], open_depth: int) -> None:
     """
     node: Any = obj
     depth = 1
-    structural = True
+    frames: tuple[str, ...] = (*PARAMS_KEYS, "function", "function_call")  # keys that hold the call, not a value
     while depth < open_depth and isinstance(node, dict) and node:
         key = next(reversed(node))
         child = node[key]
         if not isinstance(child, (dict, list)):
-            return
-        is_frame = structural and (key in PARAMS_KEYS or key in ("function", "function_call"))
-        if not is_frame:
+            return False
+        if key not in frames:
             del node[key]  # an argument value that was cut off inside
-            return
+            return True
+        frames = PARAMS_KEYS if key in ("function", "function_call") else ()
         node, depth = child, depth + 1
+    return False
 
 
 # -- from the object to a call -------------------------------------------------------------------------------------

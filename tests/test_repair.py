@@ -134,3 +134,13 @@ def test_parse_error_message_is_a_sentence_with_a_fix():
     text = str(caught.value)
     assert text.startswith("could not read the model's output as a function call: ")
     assert "fix:" in text
+
+
+def test_an_argument_list_left_open_at_the_end_is_dropped_as_cut_off():
+    raw = (
+        '{"function": "archival_memory_search", "params": {"inner_thoughts": "Search.", "query": "q", '
+        '"request_heartbeat": true, "tags": ["a", "b"'
+    )
+    call = parse_function_call(raw, FUNCTIONS)
+    assert call.truncated
+    assert call.arguments == {"query": "q", "request_heartbeat": True}
