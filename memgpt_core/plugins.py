@@ -107,6 +107,8 @@ class _Host:
         self._registered: dict[str, dict[str, _Registered]] = {}
         self._commands: dict[str, click.Command] | None = None
         self._command_owner: dict[str, PluginInfo] = {}
+        self.left_out: set[str] = set()
+        self.not_found: list[str] = []
         self._load()
 
     # -- loading -----------------------------------------------------------------------------------------------
@@ -119,13 +121,17 @@ class _Host:
             self._add(info, lambda m=module_name: importlib.import_module(m))
 
         selected = _selected_distributions()
+        seen: set[str] = set()
         for ep in _entry_points():
+            seen.add(_canonical(ep.dist_name))
             if selected is not None and _canonical(ep.dist_name) not in selected:
+                self.left_out.add(ep.dist_name)
                 continue
             info = PluginInfo(name=ep.dist_name, version=ep.version, module=ep.value)
             if ep.dist_name in self.plugins:  # one distribution with two entry points: keep them apart in the listing
                 info.name = f"{ep.dist_name} ({ep.name})"
             self._add(info, ep.load)
+        self.not_found = sorted(selected - seen) if selected is not None else []
 
     def _add(self, info: PluginInfo, load: Callable[[], ModuleType]) -> None:
         self.plugins[info.name] = info
@@ -291,6 +297,15 @@ def get_plugins(*, include_builtins: bool = False) -> list[PluginInfo]:
         (p for p in host.plugins.values() if include_builtins or not p.builtin),
         key=lambda p: p.name.lower(),
     )
+
+
+def selection() -> tuple[list[str], list[str]] | None:
+    """With ``MEMGPT_LOAD_PLUGINS`` set: the installed distributions it left out, and the names in it that match no
+    installed plugin (a typo, say). None when the variable is not set."""
+    if os.environ.get("MEMGPT_LOAD_PLUGINS") is None:
+        return None
+    host = _get_host()
+    return sorted(host.left_out, key=str.lower), list(host.not_found)
 
 
 def get_backends() -> dict[str, type[Backend]]:

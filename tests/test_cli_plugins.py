@@ -135,10 +135,10 @@ def test_every_other_command_still_works_with_a_broken_plugin(site: Path) -> Non
     assert memgpt(site, "--version").returncode == 0
 
 
-def test_no_plugins_selected_says_how_to_install_one(site: Path) -> None:
+def test_no_plugins_selected_lists_nothing(site: Path) -> None:
     done = memgpt(site, "plugins", "list", load="")
     assert done.returncode == 0
-    assert "No plugins installed" in done.stdout and "memgpt plugins install" in done.stdout
+    assert "No plugins loaded" in done.stdout
     assert json.loads(memgpt(site, "plugins", "list", "--json", load="").stdout) == []
 
 
@@ -151,3 +151,15 @@ def test_strict_mode_shows_the_plugin_authors_traceback(site: Path) -> None:
     assert done.returncode != 0
     assert "RuntimeError: cannot find libalpha.so" in done.stderr
     assert "memgpt_fixture_memgpt_broken.py" in done.stderr, "the traceback points into the plugin"
+
+
+def test_load_plugins_says_what_it_leaves_out_and_what_it_cannot_find(site: Path) -> None:
+    done = memgpt(site, "plugins", "list", load="memgpt-alpha,memgpt-alhpa")
+    assert done.returncode == 0
+    assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == ["memgpt-alpha"]
+    left_out = next(line for line in done.stderr.splitlines() if line.startswith("MEMGPT_LOAD_PLUGINS leaves out: "))
+    assert {"memgpt-broken", "memgpt-zed-wrapper"} <= set(left_out.split(": ", 1)[1].split(", "))
+    assert "memgpt-alpha" not in left_out
+    assert "not installed: memgpt-alhpa" in done.stderr
+    nothing = memgpt(site, "plugins", "list", load="")
+    assert "No plugins loaded" in nothing.stdout

@@ -29,8 +29,18 @@ def list_plugins(ctx: click.Context, as_json: bool, include_builtins: bool) -> N
 
         click.echo(json.dumps([p.as_json() for p in found], indent=2))
         return
+    selection = host.selection()
+    if selection is not None:  # say so when MEMGPT_LOAD_PLUGINS hides plugins, or names one that is not there
+        left_out, not_found = selection
+        if left_out:
+            click.echo(f"MEMGPT_LOAD_PLUGINS leaves out: {', '.join(left_out)}", err=True)
+        if not_found:
+            click.echo(f"MEMGPT_LOAD_PLUGINS names plugins that are not installed: {', '.join(not_found)}", err=True)
     if not found:
-        click.echo("No plugins installed. Install one with: memgpt plugins install memgpt-backend-llamacpp")
+        if selection is not None and selection[0]:
+            click.echo("No plugins loaded (see MEMGPT_LOAD_PLUGINS above).")
+        else:
+            click.echo("No plugins installed. Install one with: memgpt plugins install memgpt-backend-llamacpp")
         return
     rows = [("distribution", "version", "status", "registers")]
     for p in found:
