@@ -423,9 +423,10 @@ def _read_call(
 
     properties = _properties(schema)
     reserved = {name_key, *PARAMS_KEYS, INNER_THOUGHTS, "function_call"}
-    for source in {id(frame): frame, id(obj): obj}.values():
+    sources = [obj] if frame is obj else [frame, obj]
+    for source in sources:
         for key, value in source.items():
-            if key in reserved or key in arguments or (source is frame and frame is not obj and key in NAME_KEYS):
+            if key in reserved or key in arguments or (source is not obj and key in NAME_KEYS):
                 continue
             # A parameter written beside params instead of inside it; without a schema only when params is absent.
             if (schema is not None and key in properties) or (schema is None and params is None):
