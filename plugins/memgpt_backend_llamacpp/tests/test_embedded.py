@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from memgpt_backend_llamacpp import LlamaCppBackend
@@ -48,6 +50,7 @@ def test_own_model_that_does_not_exist_is_refused(llama_programs, tmp_path):
 
 _HOLD = """
 import time
+from pathlib import Path
 from memgpt_backend_llamacpp import LlamaCppBackend
 with LlamaCppBackend.start_embedded(context_window=512) as server:
     print(server.endpoint, flush=True)
@@ -75,3 +78,52 @@ def test_server_stops_when_memgpt_is_interrupted(llama_programs, sig):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def _memgpt_run(tmp_path) -> tuple[subprocess.Popen[str], str]:
+    """`memgpt run` with nothing configured, until it names its embedded server; returns the process and the URL."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BACKEND_TYPE", "OPENAI_API_BASE")}
+    env.update(MEMGPT_HOME=str(tmp_path), MEMGPT_LLAMA_SERVER_ARGS="--threads 1", PYTHONUNBUFFERED="1")
+    memgpt = Path(sys.executable).with_name("memgpt")
+    proc = subprocess.Popen(
+        [str(memgpt), "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    seen = ""
+    deadline = time.monotonic() + 120
+    while not re.search(r"http://127\.0\.0\.1:\d+\D", seen) and time.monotonic() < deadline:
+        char = proc.stdout.read(1)
+        if not char:
+            break
+        seen += char
+    found = re.search(r"http://127\.0\.0\.1:\d+", seen)
+    assert found, f"memgpt run did not show its embedded server:\n{seen}"
+    assert health_status(found.group(0)) == 200
+    return proc, found.group(0)
+
+
+def _assert_stopped(url: str) -> None:
+    deadline = time.monotonic() + 10
+    while health_status(url) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health_status(url) is None
+
+
+def test_memgpt_run_stops_the_embedded_server_on_exit(llama_programs, tmp_path):
+    proc, url = _memgpt_run(tmp_path)
+    proc.communicate("/exit\n", timeout=60)
+    assert proc.returncode == 0
+    _assert_stopped(url)
+
+
+def test_memgpt_run_stops_the_embedded_server_on_ctrl_c(llama_programs, tmp_path):
+    # Interrupted as soon as the server is up, which is while the agent's first step is still running.
+    proc, url = _memgpt_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    _assert_stopped(url)
+    assert "Traceback" not in out
