@@ -101,12 +101,15 @@ def llama_server() -> Iterator[LlamaServerInfo]:
         yield _info(reuse, model_path=None, started_here=False)
         return
 
+    problem = None
     try:
         server = LlamaServer(ctx_size=SESSION_CTX_SIZE, parallel=SESSION_SLOTS, threads=TEST_THREADS)
         server.start()
     except MemGPTError as exc:
+        problem = str(exc)
+    if problem is not None:  # failed outside the except block, so pytest shows the sentence and no chained error
         pytest.fail(
-            f"the tests need a real llama-server and could not start one:\n{exc}\n"
+            f"the tests need a real llama-server and could not start one:\n{problem}\n"
             f"(to skip these tests on a machine without it, set {SKIP_ENV}=1)",
             pytrace=False,
         )
@@ -127,7 +130,12 @@ def llama_programs() -> tuple[Any, Any]:
     try:
         return find_llama_server(), find_model()
     except MemGPTError as exc:
-        pytest.fail(f"these tests launch llama-server themselves and cannot:\n{exc}", pytrace=False)
+        problem = str(exc)
+    pytest.fail(
+        f"these tests launch llama-server themselves and cannot:\n{problem}\n"
+        f"(to skip these tests on a machine without it, set {SKIP_ENV}=1)",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -145,9 +153,11 @@ def llama_server_factory() -> Iterator[Callable[..., Any]]:
         try:
             server = start_server(**options)
         except MemGPTError as exc:
-            pytest.fail(f"could not start an extra llama-server:\n{exc}", pytrace=False)
-        started.append(server)
-        return server
+            problem = str(exc)
+        else:
+            started.append(server)
+            return server
+        pytest.fail(f"could not start an extra llama-server:\n{problem}", pytrace=False)
 
     try:
         yield start

