@@ -228,6 +228,51 @@ def summarise(rows: list[dict], tools: list[str]) -> str:
     return "\n".join(lines)
 
 
+def diagnose(rows: list[dict], tools: list[str]) -> str:
+    """Why turns failed and where tokens went: one block per tool, from the proxy's records and the calls."""
+    blocks = []
+    for tool in tools:
+        name = tool.replace("-", " ", 1) if tool.startswith("pymemgpt") else tool
+        mine = [r for r in rows if r["tool"] == name]
+        if not mine:
+            continue
+        records = [rec for r in mine for rec in r["records"] if str(rec.get("path", "")).startswith("/completion")]
+        statuses: dict[str, int] = {}
+        stops: dict[str, int] = {}
+        for rec in records:
+            statuses[str(rec.get("status"))] = statuses.get(str(rec.get("status")), 0) + 1
+            if rec.get("stop_type"):
+                stops[str(rec["stop_type"])] = stops.get(str(rec["stop_type"]), 0) + 1
+        names: dict[str, list[int]] = {}
+        for r in mine:
+            for c in r["calls"]:
+                made_ok = names.setdefault(str(c["name"]), [0, 0])
+                made_ok[0] += 1
+                made_ok[1] += 1 if c["ok"] else 0
+        predicted = [int(rec.get("predicted_n") or 0) for rec in records if rec.get("predicted_n") is not None]
+        first = [r["prompt_n"] for r in mine if r["turn"] == 1]
+        later = [r["prompt_n"] for r in mine if r["turn"] > 1]
+        cuts = [rec for rec in records if rec.get("cut")]
+        errors = sorted({str(r["error"])[:160] for r in mine if r.get("error")})
+        blocks.append(
+            "\n".join(
+                [
+                    f"{tool}:",
+                    f"  completions: {len(records)}; HTTP status: {statuses}; stop types: {stops}",
+                    f"  cut by the proxy: {len(cuts)} (decoded before the cut: {[c.get('cut_decoded') for c in cuts]})",
+                    f"  tokens generated per completion: median {statistics.median(predicted) if predicted else '-'}, "
+                    f"max {max(predicted) if predicted else '-'}",
+                    f"  prompt tokens evaluated, turn 1: median {statistics.median(first) if first else '-'}; "
+                    f"turns 2-10: median {statistics.median(later) if later else '-'}",
+                    f"  calls (made, returned OK): {names}",
+                    f"  failure reasons: {[(r['run'], r['turn'], r['reason']) for r in mine if r['failed']]}",
+                    *(f"  error: {e}" for e in errors),
+                ]
+            )
+        )
+    return "\n".join(blocks)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -281,6 +326,8 @@ def main() -> int:
         if path.exists():
             rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     print(summarise(rows, tools))
+    print()
+    print(diagnose(rows, tools))
     return 0
 
 
