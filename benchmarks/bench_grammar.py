@@ -26,10 +26,12 @@ from typing import Any
 
 import requests
 
+from memgpt_core.agent.functions import SCHEMAS
 from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = json.loads((ROOT / "tests" / "grammar_functions.json").read_text())["memgpt"]
+# The schemas the agent really sends.
+FUNCTIONS = SCHEMAS
 
 SYSTEM = """You are MemGPT, a companion with a memory that lasts. You never write plain text: every answer is exactly \
 one function call in JSON, like {"function": "send_message", "params": {"inner_thoughts": "what you think privately", \
@@ -122,28 +124,23 @@ def complete(session: requests.Session, url: str, body: dict[str, Any]) -> dict[
     return response.json()
 
 
-def run(url: str, count: int, n_predict: int, cap: int, workers: int, out: Path) -> dict[str, Any]:
+def run(
+    url: str, count: int, n_predict: int, cap: int, workers: int, out: Path, minutes: float | None
+) -> dict[str, Any]:
     grammar = FunctionCallGrammar().build(FUNCTIONS, format="gbnf", max_string_length=cap)
-    jobs = []
-    for i in range(count):
-        invited, prompt = PROMPTS[i % len(PROMPTS)]
-        seed = 1000 + i
-        # Interleave the two modes, alternating which goes first, so both see the same load on a shared machine.
-        modes = ("grammar", "free") if i % 2 == 0 else ("free", "grammar")
-        jobs += [(i, mode, invited, prompt, seed) for mode in modes]
-
     session = requests.Session()
     session.trust_env = False  # loopback traffic must never go through a proxy from the environment
     started = time.time()
+    deadline = started + minutes * 60 if minutes else None
     finished = itertools.count(1)
 
-    def one(job: tuple[int, str, str, str, int]) -> dict[str, Any]:
-        i, mode, invited, prompt, seed = job
+    def one(i: int, mode: str) -> dict[str, Any]:
+        invited, prompt = PROMPTS[i % len(PROMPTS)]
         body: dict[str, Any] = {
             "prompt": chatml(prompt),
             "n_predict": n_predict,
             "temperature": 1.0,
-            "seed": seed,
+            "seed": 1000 + i,
             "cache_prompt": True,
             "stop": ["<|im_end|>"],
         }
@@ -155,7 +152,7 @@ def run(url: str, count: int, n_predict: int, cap: int, workers: int, out: Path)
             "i": i,
             "mode": mode,
             "invited": invited,
-            "seed": seed,
+            "seed": body["seed"],
             "text": text,
             "problem": call_problem(text, FUNCTIONS),
             "lenient_problem": lenient_problem(text),
@@ -168,14 +165,22 @@ def run(url: str, count: int, n_predict: int, cap: int, workers: int, out: Path)
         except (ValueError, AttributeError):
             row["called"] = None
         done = next(finished)
-        print(f"[{time.time() - started:7.0f}s] {done}/{len(jobs)} {mode:7} {row['problem'] or 'valid'}", flush=True)
+        print(f"[{time.time() - started:7.0f}s] {done}/{2 * count} {mode:7} {row['problem'] or 'valid'}", flush=True)
         return row
+
+    def pair(i: int) -> list[dict[str, Any]]:
+        # The same prompt and seed in both modes, one after the other (alternating which goes first), so both see
+        # the same load on a shared machine. Past the time limit no new pair starts; pairs are never split.
+        if deadline is not None and time.time() > deadline:
+            return []
+        return [one(i, mode) for mode in (("grammar", "free") if i % 2 == 0 else ("free", "grammar"))]
 
     rows: list[dict[str, Any]] = []
     with out.open("w") as sink, ThreadPoolExecutor(max_workers=workers) as pool:
-        for row in pool.map(one, jobs):
-            rows.append(row)
-            sink.write(json.dumps(row) + "\n")
+        for done in pool.map(pair, range(count)):
+            for row in done:
+                rows.append(row)
+                sink.write(json.dumps(row) + "\n")
             sink.flush()
     return summarize(rows, time.time() - started)
 
@@ -244,6 +249,7 @@ def main() -> None:
     parser.add_argument("--n-predict", type=int, default=200)
     parser.add_argument("--cap", type=int, default=200, help="max_string_length for the grammar (default 200)")
     parser.add_argument("--workers", type=int, default=4, help="parallel requests (the server's slots, default 4)")
+    parser.add_argument("--minutes", type=float, help="start no new prompt after this long; report what finished")
     parser.add_argument("--build-only", action="store_true", help="only time the grammar build")
     parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "grammar.jsonl")
     args = parser.parse_args()
@@ -253,13 +259,15 @@ def main() -> None:
     if not args.build_only:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.url:
-            summary = run(args.url.rstrip("/"), args.count, args.n_predict, args.cap, args.workers, args.out)
+            summary = run(
+                args.url.rstrip("/"), args.count, args.n_predict, args.cap, args.workers, args.out, args.minutes
+            )
         else:
             from memgpt_backend_llamacpp.server import LlamaServer
 
             with LlamaServer(ctx_size=4096 * args.workers, parallel=args.workers) as server:
                 server.start(progress=lambda message: print(message, file=sys.stderr))
-                summary = run(server.url, args.count, args.n_predict, args.cap, args.workers, args.out)
+                summary = run(server.url, args.count, args.n_predict, args.cap, args.workers, args.out, args.minutes)
     print(json.dumps({"summary": summary, "build": build}, indent=2))
     print()
     print(markdown(summary, build, args))
