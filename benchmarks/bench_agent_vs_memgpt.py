@@ -218,7 +218,9 @@ def summarise(rows: list[dict], tools: list[str]) -> str:
         med_s = f"{statistics.median(r['seconds'] for r in answered):.2f}" if answered else "–"
         med_p = statistics.median(r["prompt_n"] for r in mine)
         med_g = statistics.median(r["predicted_n"] for r in mine)
-        per_turn = sum(r["requests"] for r in mine) / len(mine)
+        per_turn = sum(
+            1 for r in mine for rec in r["records"] if str(rec.get("path", "")).startswith("/completion")
+        ) / len(mine)
         made = sum(r["memory_calls"] for r in mine)
         ok = sum(r["memory_calls_ok"] for r in mine)
         lines.append(
