@@ -272,3 +272,34 @@ def test_a_second_agent_object_on_the_same_agent_is_refused(store, wrapper):
     with pytest.raises(AgentInUseError, match="in use"):
         make_agent(store, ScriptedBackend(), wrapper)
     first.lock.release()
+
+
+def _offered(request):
+    """Function names a request's grammar admits (the grammar lists each offered name as a literal)."""
+    from memgpt_core.agent.functions import SCHEMA_BY_NAME
+
+    return {name for name in SCHEMA_BY_NAME if f'\\"{name}\\"' in request.grammar.text}
+
+
+def test_a_call_repeated_in_one_turn_makes_the_next_step_reply_only(store):
+    search = call_text("archival_memory_search", query="kites", request_heartbeat=True)
+    backend = GrammarScriptedBackend([search, search, REPLY])
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), heartbeat_cap=6)
+    result = agent.user_message("hi")
+    assert [len(_offered(r)) for r in backend.requests[:2]] == [8, 8]
+    assert _offered(backend.requests[2]) == {"send_message"}
+    assert result.replies == ["ok!"]
+    assert "now answer the user with send_message" in backend.requests[2].prompt
+
+
+def test_the_last_step_the_cap_allows_may_only_reply(store):
+    backend = GrammarScriptedBackend(
+        [
+            call_text("archival_memory_insert", content="a", request_heartbeat=True),
+            call_text("archival_memory_insert", content="b", request_heartbeat=True),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), heartbeat_cap=3)
+    assert agent.user_message("hi").replies == ["ok!"]
+    assert [_offered(r) == {"send_message"} for r in backend.requests] == [False, False, True]

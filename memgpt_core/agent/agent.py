@@ -134,6 +134,7 @@ class Agent:
         self._recall_count = store.count_messages(record.id)
         self._archival_count = store.count_archival(record.id)
         self._events: list[Event] | None = None
+        self._reply_only: Grammar | None = None
 
     # -- set-up ----------------------------------------------------------------------------------------------------
 
@@ -351,7 +352,9 @@ class Agent:
 
     # -- one step --------------------------------------------------------------------------------------------------
 
-    def _complete(self, pending: list[MessageRecord]) -> tuple[dict[str, Any], Completion, int, int, str]:
+    def _complete(
+        self, pending: list[MessageRecord], grammar: Grammar | None
+    ) -> tuple[dict[str, Any], Completion, int, int, str]:
         """Prompt, complete and parse, with bounded retries. Returns (parsed, completion, tokens, attempts, raw)."""
         from memgpt_core.models import CompletionRequest
 
@@ -371,7 +374,7 @@ class Agent:
                 prompt=prompt,
                 max_tokens=max_tokens,
                 stop=stop,
-                grammar=self.grammar,
+                grammar=grammar,
                 sampling=sampling,
                 cache_key=self.record.id,
                 context_window=self.window,
@@ -414,11 +417,14 @@ class Agent:
             fix += "; the answer was cut off, so a bigger output cap (--max-tokens) or context may help"
         return TurnFailedError(error.reason, error.raw, attempts=attempts, fix=fix)
 
-    def _step(self, pending: list[MessageRecord], *, after_user: bool) -> tuple[StepInfo, str | None]:
+    def _step(
+        self, pending: list[MessageRecord], *, after_user: bool, only_reply: bool = False
+    ) -> tuple[StepInfo, str | None]:
         started = time.perf_counter()
         warned = self.record.state.get("pressure_warned", False)
         try:
-            parsed, completion, tokens, attempts, _raw = self._complete(pending)
+            grammar = self._reply_grammar() if only_reply else self.grammar
+            parsed, completion, tokens, attempts, _raw = self._complete(pending, grammar)
         except BaseException:
             # A failed step leaves nothing behind, not even the alert flag set while fitting (summaries, which
             # commit on their own, may have reset it; a reset flag is harmless).
@@ -508,6 +514,7 @@ class Agent:
             self._emit(event)
         info = StepInfo(
             function=name,
+            arguments=arguments,
             ok=ok,
             heartbeat=heartbeat,
             prompt_tokens_counted=tokens,
@@ -540,19 +547,41 @@ class Agent:
         with self._collect() as result:
             pending = [first]
             user_turn = after_user
+            only_reply = False
             while True:
                 if len(result.steps) >= self.settings.heartbeat_cap:
                     self._emit(
                         Event("status", text=f"stopped after {len(result.steps)} steps in a row (the heartbeat cap)")
                     )
                     break
-                info, heartbeat = self._step(pending, after_user=user_turn)
+                info, heartbeat = self._step(pending, after_user=user_turn, only_reply=only_reply)
                 result.steps.append(info)
                 if heartbeat is None:
                     break
+                only_reply = self._must_reply(result.steps)
+                if only_reply:
+                    heartbeat = "now answer the user with send_message"
                 pending = [_event_message("heartbeat", reason=heartbeat)]
                 user_turn = False
         return result
+
+    def _must_reply(self, steps: list[StepInfo]) -> bool:
+        """True when the next step may only call send_message: it is the last one the cap allows, or the model just
+        repeated a call it already made this turn. A small model otherwise searches in circles and never answers.
+        Only a grammar can enforce it; without one the model is free, and the cap still ends the turn."""
+        if any(s.function == "send_message" and s.ok for s in steps):
+            return False
+        if len(steps) + 1 >= self.settings.heartbeat_cap:
+            return True
+        last = steps[-1]
+        return any(s.function == last.function and s.arguments == last.arguments for s in steps[:-1])
+
+    def _reply_grammar(self) -> Grammar | None:
+        if self.grammar is None:
+            return None
+        if self._reply_only is None:
+            self._reply_only, _ = self._grammar([functions.SCHEMA_BY_NAME["send_message"]])
+        return self._reply_only
 
     def user_message(self, text: str) -> TurnResult:
         """The user spoke: run steps until the agent waits for the user again."""

@@ -33,6 +33,7 @@ class StepInfo:
 
     function: str
     ok: bool
+    arguments: dict[str, Any] | None
     heartbeat: str | None
     prompt_tokens_counted: int
     prompt_tokens_server: int | None = None

@@ -192,7 +192,7 @@ def _guarded(action: Callable[[], Any], printer: Printer) -> Any:
 def _chat(agent: Any, printer: Printer) -> None:
     while True:
         try:
-            line = input(click.style("you: ", fg="green", bold=True))
+            line = input(click.style("you: ", fg="green", bold=True) if sys.stdin.isatty() else "")
         except EOFError:
             click.echo("", err=True)
             return
