@@ -31,7 +31,7 @@ def checks(result: Result) -> dict[str, dict[str, Any]]:
 def test_healthy_llama_server_with_grammar(llama_server: Any) -> None:
     result = doctor(
         "--backend", "llamacpp", "--endpoint", llama_server.url, "--model", "chatml-grammar",
-        "--samples", "1", "--max-tokens", "160", "--json",
+        "--samples", "1", "--max-tokens", "96", "--json",
     )  # fmt: skip
     found = checks(result)
     assert found["reachable"]["status"] == OK

@@ -300,20 +300,14 @@ def _check_speed(backend: Backend) -> Check:
 
 def _choose_wrapper(backend: Backend, server: EmbeddedServer | None, requested: str | None) -> str:
     """The wrapper ``memgpt run`` would use: the requested one, the embedded model's, or the seed page's default."""
-    from memgpt_core import plugins
+    from memgpt_core.selection import choose_wrapper, default_wrapper_name
 
-    try:
-        from memgpt_core.selection import choose_wrapper  # written by the wrappers work; used once it exists
-    except ImportError:
-        choose_wrapper = None
-    if choose_wrapper is not None:
-        return str(choose_wrapper(backend, requested=requested, embedded=server))
     if requested:
-        plugins.get_wrapper(requested)  # raises NotInstalledError listing the installed wrappers
+        choose_wrapper(requested, type(backend))  # raises NotInstalledError listing the installed wrappers
         return requested
     if server is not None and getattr(server, "wrapper", None):
         return str(server.wrapper)
-    return "airoboros-l2-70b-2.1-grammar" if backend.capabilities.grammar else "airoboros-l2-70b-2.1"
+    return default_wrapper_name(type(backend))
 
 
 def _twin(name: str, backend: Backend) -> str | None:
@@ -404,7 +398,8 @@ def _parse_rate(
                     schemas,
                     format=fmt,
                     inner_thoughts_in_params=getattr(wrapper, "inner_thoughts_in_params", True),
-                    max_string_length=max(64, max_tokens * 2),
+                    # About one character per token of the cap for each string, so a whole call fits the cap.
+                    max_string_length=max(48, max_tokens),
                 )
                 grammar = Grammar(format=fmt, text=text, provider=provider_name)
         except MemGPTError as exc:
@@ -425,6 +420,8 @@ def _parse_rate(
             stop=stop,
             grammar=grammar,
             sampling={"temperature": 0.7, "seed": 1000 + i},
+            # One cache key for every sample: servers with a prompt cache evaluate the shared system prompt once.
+            cache_key="memgpt-doctor",
             context_window=window,
         )
         try:
