@@ -99,6 +99,16 @@ def proxy_count(proxy: Proxy) -> int:
     return len(proxy.recorder)
 
 
+def agent_version() -> str:
+    """The commit our agent ran at, with "+dirty" when memgpt_core/ has uncommitted edits (it is installed editable)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "memgpt_core"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
     """One `memgpt send --json` process per user message, against a fresh MEMGPT_HOME."""
     home = SCRATCH / "homes" / f"ours-run{run}-{int(time.time())}"
@@ -169,6 +179,7 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
             records = proxy.recorder.since(start_index)
             row = {
                 "tool": "ours",
+                "version": agent_version(),
                 "wrapper": args.our_wrapper,
                 "run": run,
                 "turn": turn,
