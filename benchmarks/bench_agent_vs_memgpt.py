@@ -103,7 +103,9 @@ def agent_version() -> str:
     """The commit our agent ran at, with "+dirty" when memgpt_core/ has uncommitted edits (it is installed editable)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "memgpt_core"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "memgpt_core"], cwd=ROOT, capture_output=True, text=True
+        )
     except OSError:
         return "unknown"
     return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
