@@ -248,7 +248,7 @@ def call_problem(text: str, functions: list[FunctionSchema], *, inner_thoughts_i
     for key in required:
         if key not in params:
             return f"{call['function']}: missing {key!r}"
-        declared = {"type": "string"} if key == INNER_THOUGHTS else parameters["properties"][key]
+        declared = {"type": "string"} if key == INNER_THOUGHTS else (parameters.get("properties") or {}).get(key, {})
         if not _has_type(params[key], declared):
             return f"{call['function']}: {key!r} is {json.dumps(params[key])[:40]}, not {json.dumps(declared)[:80]}"
     return None
