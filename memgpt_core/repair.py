@@ -473,7 +473,9 @@ def _match_name(name: str, schemas: dict[str, dict[str, Any]], raw: str) -> dict
     lowered = name.lower()
     near = [known for known in schemas if lowered in known.lower() or known.lower() in lowered]
     if len(near) > 1:
-        reason = f"the model called {name!r}, which could mean {' or '.join(near)}; refusing to guess"
+        reason = (
+            f"the model called {name!r}, which could mean {' or '.join(near)}; refusing to guess (offered: {offered})"
+        )
     else:
         reason = f"the model called {name!r}, which is not one of the offered functions ({offered})"
     raise ParseError(reason, raw, fix="the model must call an offered function; a -grammar wrapper enforces it")
