@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any, ClassVar
 
 from memgpt_core import hookimpl
@@ -30,6 +31,7 @@ class FunctionCallGrammar(GrammarProvider):
 
     # Shared by every instance: the grammar depends only on the key, never on the instance.
     _cache: ClassVar[dict[str, str]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def build(
         self,
@@ -59,9 +61,10 @@ class FunctionCallGrammar(GrammarProvider):
             functions, inner_thoughts_in_params=inner_thoughts_in_params, max_string_length=max_string_length
         )
         text = schema_to_gbnf(schema, where="function") if format == "gbnf" else json.dumps(schema, ensure_ascii=False)
-        if len(self._cache) >= _CACHE_SIZE:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = text
+        with self._lock:  # two agents in one process may build at once; only the eviction needs care
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)), None)
+            self._cache[key] = text
         return text
 
 
