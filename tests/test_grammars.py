@@ -366,3 +366,15 @@ def test_heartbeat_is_a_boolean_even_if_declared_otherwise():
 def test_call_problem_names_what_is_wrong(text, problem):
     found = call_problem(text, MEMGPT)
     assert found == problem if problem is None else problem in found
+
+
+def test_the_cache_stays_bounded(provider):
+    from memgpt_core.default_plugins import grammars
+
+    first = provider.build(MEMGPT[:1], format="gbnf")
+    for n in range(grammars._CACHE_SIZE):
+        provider.build(MEMGPT[:1], format="gbnf", max_string_length=n + 1)
+    assert len(FunctionCallGrammar._cache) == grammars._CACHE_SIZE
+    # The oldest entry went first: building it again gives an equal grammar, but a new object.
+    again = provider.build(MEMGPT[:1], format="gbnf")
+    assert again == first and again is not first
