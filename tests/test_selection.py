@@ -44,6 +44,19 @@ def test_backend_without_grammars_gets_plain_airoboros():
 
 
 @pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("llamacpp", "airoboros-l2-70b-2.1-grammar"),
+        ("koboldcpp", "airoboros-l2-70b-2.1-grammar"),
+        ("webui", "airoboros-l2-70b-2.1-grammar"),
+        ("lmstudio", "airoboros-l2-70b-2.1"),
+    ],
+)
+def test_default_wrapper_per_installed_backend_follows_the_seed_page(backend, expected):
+    assert choose_wrapper(None, plugins.get_backend(backend)).name == expected
+
+
+@pytest.mark.parametrize(
     "name", ["chatml", "chatml-grammar", "dolphin-2.1-mistral-7b", "dolphin-2.1-mistral-7b-grammar"]
 )
 def test_a_named_wrapper_wins_over_the_default(name):
