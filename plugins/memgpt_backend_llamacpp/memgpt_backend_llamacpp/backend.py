@@ -20,6 +20,7 @@ from memgpt_core.errors import (
     BackendHTTPError,
     BackendLoadingError,
     BackendResponseError,
+    ConfigError,
     ContextOverflowError,
     EmptyCompletionError,
 )
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("memgpt.backend.llamacpp")
 
 # Fields of the request body that come from the CompletionRequest itself; sampling settings never override them.
-_OWN_FIELDS = frozenset({"prompt", "n_predict", "stop", "grammar", "json_schema", "cache_prompt", "id_slot", "stream"})
+_OWN_FIELDS = frozenset(
+    {"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "cache_prompt", "id_slot", "stream"}
+)
 EMBEDDED_WRAPPER = "chatml-grammar"
 """SmolLM2-135M-Instruct was trained on ChatML."""
 EMBEDDED_CONTEXT = 8192
@@ -75,7 +78,14 @@ class LlamaCppBackend(Backend):
             if request.grammar.format == "gbnf":
                 body["grammar"] = request.grammar.text
             else:
-                body["json_schema"] = json.loads(request.grammar.text)
+                try:
+                    body["json_schema"] = json.loads(request.grammar.text)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"the JSON-schema grammar from {request.grammar.provider or 'the grammar provider'} is not "
+                        f"valid JSON ({exc}), so it was not sent to {self.endpoint}",
+                        fix="report it to the grammar provider's plugin, or use a wrapper without -grammar",
+                    ) from None
         slot = self.slot_for(request.cache_key)
         if slot is not None:
             body["id_slot"] = slot

@@ -192,3 +192,15 @@ class TestConformance(BackendConformance):
     @pytest.fixture
     def endpoint(self, llama_server) -> str:
         return llama_server.url
+
+
+def test_sampling_cannot_override_the_requests_own_fields(backend):
+    result = backend.complete(
+        CompletionRequest(
+            prompt=chatml("Write a poem."),
+            max_tokens=2,
+            sampling={"max_tokens": 50, "n_predict": 50, "prompt": "ignored", "temperature": 0},
+        )
+    )
+    assert result.completion_tokens == 2
+    assert result.prompt_tokens == backend.count_tokens(chatml("Write a poem."))

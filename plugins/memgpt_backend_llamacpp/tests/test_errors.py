@@ -16,6 +16,7 @@ from memgpt_core.errors import (
     BackendResponseError,
     BackendTimeoutError,
     BackendUnavailableError,
+    ConfigError,
     ContextOverflowError,
     EmptyCompletionError,
     MemGPTError,
@@ -218,3 +219,11 @@ def test_loading_server_answers_503_then_becomes_ready(llama_programs):
         assert backend.count_tokens("hi") > 0
     finally:
         server.stop()
+
+
+def test_json_schema_that_is_not_json_is_refused_before_sending():
+    backend = LlamaCppBackend(f"http://127.0.0.1:{closed_port()}")  # never contacted
+    bad = Grammar(format="json_schema", text="{not json", provider="broken-provider")
+    with pytest.raises(ConfigError) as info:
+        backend.complete(request(grammar=bad))
+    assert "broken-provider" in str(info.value)
