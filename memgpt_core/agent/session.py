@@ -80,28 +80,25 @@ def open_session(
     store = Store()
     try:
         record = store.get_agent(options.agent) if options.agent else None
-        created = False
-        if record is None:
-            if options.agent and not options.create:
-                raise ConfigError(
-                    f"there is no agent named {options.agent!r}", fix="see `memgpt agents list` for the agents you have"
-                )
-            name = options.agent or new_agent_name({a.name for a, _, _ in store.list_agents()})
-            record = store.create_agent(
-                name,
-                persona=load_block_text("persona", options.persona),
-                human=load_block_text("human", options.human),
+        if record is None and options.agent and not options.create:
+            raise ConfigError(
+                f"there is no agent named {options.agent!r}", fix="see `memgpt agents list` for the agents you have"
             )
-            created = True
-        elif options.persona or options.human:
+        if record is not None and (options.persona or options.human):
             notes.append(
                 "--persona and --human only set up a new agent; this agent keeps its own core memory "
                 "(edit it by asking the agent, or start a new agent)"
             )
+        # A new agent's persona and human are read first, so a wrong name fails before a server starts.
+        blocks = (
+            None
+            if record is not None
+            else (load_block_text("persona", options.persona), load_block_text("human", options.human))
+        )
         with contextlib.ExitStack() as stack:
-            lock = store.lock(record)
-            stack.callback(lock.release)
-            stored = record.config
+            if record is not None:  # an agent in use is refused at once, before any server is contacted
+                stack.callback(store.lock(record).release)
+            stored = record.config if record is not None else {}
             chosen = {
                 "backend": options.backend or stored.get("backend"),
                 "endpoint": options.endpoint or stored.get("endpoint"),
@@ -125,7 +122,14 @@ def open_session(
             backend.wait_until_ready(progress=progress)
             # Remember what the user chose (never the API key) so that `--agent NAME` alone resumes the same way.
             remembered = {k: v for k, v in chosen.items() if v is not None}
-            if remembered != {k: v for k, v in stored.items() if k in chosen and v is not None}:
+            created = record is None
+            if record is None:
+                # Made only now that the backend answers, so a failed first start leaves no empty agent behind.
+                assert blocks is not None
+                name = options.agent or new_agent_name({a.name for a, _, _ in store.list_agents()})
+                record = store.create_agent(name, persona=blocks[0], human=blocks[1], config=remembered)
+                stack.callback(store.lock(record).release)
+            elif remembered != {k: v for k, v in stored.items() if k in chosen and v is not None}:
                 record.config = {**stored, **remembered}
                 store.save_agent(record)
             agent_settings = AgentSettings(context_window=chosen["context_window"])

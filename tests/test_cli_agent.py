@@ -1,0 +1,132 @@
+"""`memgpt agents list/delete` and `memgpt send`'s refusals, run as real processes: sentences, never tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from memgpt_core.storage import Store
+
+
+def memgpt(home, *args, timeout=120):
+    env = {**os.environ, "MEMGPT_HOME": str(home)}
+    for name in ("BACKEND_TYPE", "OPENAI_API_BASE"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "memgpt_core", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+def no_traceback(done):
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_agents_list_when_there_are_none(home):
+    done = memgpt(home, "agents", "list")
+    assert done.returncode == 0 and "no agents yet" in done.stdout
+
+
+def test_agents_list_shows_each_agent_with_counts(home):
+    with Store(home / "memgpt.db") as store:
+        ann = store.create_agent("ann", persona="p", human="h", config={"backend": "llamacpp"})
+        store.create_agent("bob", persona="p", human="h")
+        store.add_message(ann.id, "user", "{}", text="hello")
+        store.archival_insert(ann.id, "a note")
+    table = memgpt(home, "agents", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CREATED", "(UTC)", "MESSAGES", "ARCHIVAL", "BACKEND"]
+    assert table[1].split()[0] == "ann" and table[1].split()[-3:] == ["1", "1", "llamacpp"]
+    assert table[2].split()[-3:] == ["0", "0", "embedded"]
+    listed = json.loads(memgpt(home, "agents", "list", "--json").stdout)
+    assert [(a["name"], a["messages"], a["archival"]) for a in listed] == [("ann", 1, 1), ("bob", 0, 0)]
+
+
+def test_agents_delete_removes_everything(home):
+    with Store(home / "memgpt.db") as store:
+        ann = store.create_agent("ann", persona="p", human="h")
+        store.add_message(ann.id, "user", "{}", text="hello")
+    done = memgpt(home, "agents", "delete", "ann", "--yes")
+    assert done.returncode == 0 and "deleted agent ann" in done.stdout
+    with Store(home / "memgpt.db") as store:
+        assert store.get_agent("ann") is None
+        assert store.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_agents_delete_of_an_unknown_agent_is_a_sentence(home):
+    done = memgpt(home, "agents", "delete", "ghost", "--yes")
+    assert done.returncode == 1 and "there is no agent named 'ghost'" in done.stderr
+    no_traceback(done)
+
+
+def test_an_agent_in_use_cannot_be_deleted_or_sent_to(home):
+    with Store(home / "memgpt.db") as store:
+        ann = store.create_agent("ann", persona="p", human="h")
+        lock = store.lock(ann)
+        try:
+            deleted = memgpt(home, "agents", "delete", "ann", "--yes")
+            sent = memgpt(home, "send", "--agent", "ann", "hello")
+            sent_json = memgpt(home, "send", "--agent", "ann", "--json", "hello")
+        finally:
+            lock.release()
+    for done in (deleted, sent):
+        assert done.returncode == 1
+        assert f"agent 'ann' is in use by process {os.getpid()}" in done.stderr
+        no_traceback(done)
+    event = json.loads(sent_json.stdout.strip())
+    assert event["type"] == "error" and "in use" in event["text"] and event["error"] == "AgentInUseError"
+
+
+def test_send_needs_an_agent_name(home):
+    done = memgpt(home, "send", "hello")
+    assert done.returncode == 2 and "memgpt send needs --agent NAME" in done.stderr
+
+
+def test_send_to_a_server_that_is_not_there_explains_and_creates_no_agent(home):
+    done = memgpt(home, "send", "--agent", "ann", "--backend", "llamacpp", "--endpoint", "http://127.0.0.1:1", "hi")
+    assert done.returncode == 1 and "nothing is answering at http://127.0.0.1:1" in done.stderr
+    no_traceback(done)
+    assert "no agents yet" in memgpt(home, "agents", "list").stdout
+
+
+def test_send_with_an_unknown_backend_or_persona_lists_what_exists(home):
+    done = memgpt(home, "send", "--agent", "ann", "--backend", "nosuch", "hi")
+    assert done.returncode == 1 and "no backend named 'nosuch'" in done.stderr and "llamacpp" in done.stderr
+    done = memgpt(home, "send", "--agent", "ann", "--persona", "nobody", "hi")
+    assert done.returncode == 1 and "no persona named 'nobody'" in done.stderr
+    no_traceback(done)
+
+
+def test_a_persona_and_human_can_come_from_files(home, tmp_path, llama_server):
+    persona = tmp_path / "pirate.txt"
+    persona.write_text("I am Captain Flint, a pirate who loves parrots.")
+    done = memgpt(
+        home,
+        "send",
+        "--agent",
+        "flint",
+        "--persona",
+        str(persona),
+        "--backend",
+        "llamacpp",
+        "--endpoint",
+        llama_server.url,
+        "--max-tokens",
+        "64",
+        "--json",
+        "Ahoy!",
+        timeout=600,
+    )
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    with Store(home / "memgpt.db") as store:
+        agent = store.get_agent("flint")
+        assert agent.persona == "I am Captain Flint, a pirate who loves parrots."
+        assert agent.config == {"backend": "llamacpp", "endpoint": llama_server.url, "max_tokens": 64}
