@@ -8,13 +8,15 @@ It builds two environments under .bench/ (gitignored) on first use:
   .bench/memgpt  memgpt-core and every plugin in plugins/, installed as a user would (not editable);
   .bench/llm     the `llm` package from PyPI, the anchor.
 and also times the development environment .venv (editable installs). Commands are run in interleaved rounds, so
-that load from other processes on the machine falls on every command alike; the figure is the median wall time.
+that load from other processes on the machine falls on every command alike. It prints two medians per command: wall
+time, and the CPU time (user + system) of the child process, which load on a shared machine disturbs much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,13 +59,16 @@ def memgpt_venv() -> Path:
         return make_venv(BENCH / "memgpt", *(["--force-reinstall", "--no-deps"] if again else []), *sources)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time, and CPU time (user + system) of the child, which other load on the machine disturbs less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr.decode()}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -92,19 +97,23 @@ def main() -> None:
     listed = subprocess.run(commands["memgpt plugins list"], capture_output=True, text=True, env=env).stdout
     print(f"plugins in .bench/memgpt:\n{listed}")
 
-    samples: dict[str, list[float]] = {name: [] for name in commands}
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(3):
         for cmd in commands.values():
             timed(cmd, env)
     for _ in range(args.runs):
         for name, cmd in commands.items():
-            samples[name].append(timed(cmd, env))
+            w, c = timed(cmd, env)
+            wall[name].append(w)
+            cpu[name].append(c)
 
-    median = {name: statistics.median(times) * 1000 for name, times in samples.items()}
-    bare, anchor = median["python -c pass"], median["llm plugins"]
-    print(f"{'command':44} {'median ms':>9} {'- bare':>8} {'llm plugins / this':>18}")
-    for name, ms in median.items():
-        print(f"{name:44} {ms:9.1f} {ms - bare:+8.1f} {anchor / ms:17.1f}x")
+    for label, samples in (("wall", wall), ("cpu", cpu)):
+        median = {name: statistics.median(times) * 1000 for name, times in samples.items()}
+        bare, anchor = median["python -c pass"], median["llm plugins"]
+        print(f"\n{'command':44} {label + ' ms':>9} {'- bare':>8} {'llm plugins / this':>18}  (medians)")
+        for name, ms in median.items():
+            print(f"{name:44} {ms:9.1f} {ms - bare:+8.1f} {anchor / ms:17.1f}x")
     print(f"\n{args.runs} runs each, interleaved; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
 
 
