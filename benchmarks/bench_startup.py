@@ -75,6 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="timed runs per command (after 3 warm-up runs)")
     parser.add_argument("--skip-setup", action="store_true", help="reuse .bench/ as it is")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time the steps of start-up (click+pluggy, CLI, plugin loading)"
+    )
     args = parser.parse_args()
 
     BENCH.mkdir(exist_ok=True)
@@ -94,6 +97,14 @@ def main() -> None:
         "python -c pass (llm venv)": [str(llm / "python"), "-c", "pass"],
         "llm plugins": [str(llm / "llm"), "plugins"],
     }
+    if args.breakdown:  # each step includes the ones before it
+        commands["step: import click, pluggy"] = [str(mem / "python"), "-c", "import click, pluggy"]
+        commands["step: import memgpt_core.cli"] = [str(mem / "python"), "-c", "import memgpt_core.cli"]
+        commands["step: load all plugins, no CLI"] = [
+            str(mem / "python"),
+            "-c",
+            "from memgpt_core import plugins; plugins.get_plugins()",
+        ]
     listed = subprocess.run(commands["memgpt plugins list"], capture_output=True, text=True, env=env).stdout
     print(f"plugins in .bench/memgpt:\n{listed}")
 
