@@ -269,6 +269,9 @@ def diagnose(rows: list[dict], tools: list[str]) -> str:
         later = [r["prompt_n"] for r in mine if r["turn"] > 1]
         cuts = [rec for rec in records if rec.get("cut")]
         errors = sorted({str(r["error"])[:160] for r in mine if r.get("error")})
+        # Wall time not spent waiting for the server: process start-up, storage, prompt building, parsing.
+        outside = [r["seconds"] - sum(float(rec.get("seconds") or 0) for rec in r["records"]) for r in mine]
+        model_s = [sum(float(rec.get("seconds") or 0) for rec in r["records"]) for r in mine if not r["failed"]]
         blocks.append(
             "\n".join(
                 [
@@ -280,6 +283,9 @@ def diagnose(rows: list[dict], tools: list[str]) -> str:
                     f"  prompt tokens evaluated, turn 1: median {statistics.median(first) if first else '-'}; "
                     f"turns 2-10: median {statistics.median(later) if later else '-'}",
                     f"  calls (made, returned OK): {names}",
+                    f"  seconds per turn outside the server: median {statistics.median(outside):.2f}; "
+                    f"server seconds per answered turn: median "
+                    f"{statistics.median(model_s) if model_s else float('nan'):.2f}",
                     f"  failure reasons: {[(r['run'], r['turn'], r['reason']) for r in mine if r['failed']]}",
                     *(f"  error: {e}" for e in errors),
                 ]
