@@ -15,7 +15,7 @@ from memgpt_core import plugins
 from memgpt_core.backend import Backend
 from memgpt_core.cli import cli
 from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError
-from memgpt_core.testing import GrammarConformance, WrapperConformance
+from memgpt_core.testing import GrammarConformance
 
 sys.path.insert(0, str(Path(__file__).parent / "plugin_fixtures"))
 from fake_dist import make_distribution
@@ -347,7 +347,7 @@ def test_entry_point_scan_agrees_with_importlib_metadata(site) -> None:
     assert ("memgpt-echo", "3.1.4", "echo", "memgpt_fixture_memgpt_echo") in found
 
 
-# -- the conformance kit, run against every installed wrapper and grammar provider -----------------------------------
+# -- the conformance kit, run against every installed grammar provider -----------------------------------
 
 
 def _kit_class(base: type, name: str, **attrs) -> type:
@@ -355,10 +355,9 @@ def _kit_class(base: type, name: str, **attrs) -> type:
     return type(f"Test{base.__name__}_{safe}", (base,), attrs)
 
 
+# The wrapper packages run WrapperConformance on each of their names in their own tests, and each backend package runs
+# BackendConformance; grammar providers are checked here.
 plugins.reset()
-for _name in sorted(plugins.get_wrappers()):
-    _cls = _kit_class(WrapperConformance, _name, wrapper_name=_name)
-    globals()[_cls.__name__] = _cls
 for _name, _provider in sorted(plugins.get_grammars().items()):
     _cls = _kit_class(GrammarConformance, _name, grammar_class=_provider)
     globals()[_cls.__name__] = _cls
