@@ -151,3 +151,11 @@ def test_community_wrapper_installs_with_plugins_install_and_is_usable_by_name(v
     finally:
         venv.run(venv.memgpt, "plugins", "uninstall", "-y", "memgpt-community-alpaca")
     assert venv.listed() == []
+
+
+def test_plugins_install_passes_on_pips_failure(venv: Venv, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-plugin"
+    done = venv.run(venv.memgpt, "plugins", "install", str(missing), check=False)
+    assert done.returncode != 0
+    assert "no-such-plugin" in done.stderr + done.stdout
+    assert venv.listed() == []
