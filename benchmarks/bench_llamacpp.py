@@ -74,34 +74,27 @@ def conversation(backend: LlamaCppBackend, *, cache: bool, key: str) -> list[dic
     return rows
 
 
-def overhead(backend: LlamaCppBackend, n: int = 30) -> list[float]:
-    """Wall time of complete() minus the server's own prompt_ms + predicted_ms, in ms, for tiny requests."""
-    prompt = OVERHEAD_PROMPT
-    out = []
-    backend.complete(CompletionRequest(prompt=prompt, max_tokens=1, cache_key="overhead"))  # warm the connection
-    for _ in range(n):
-        began = time.perf_counter()
-        result = backend.complete(CompletionRequest(prompt=prompt, max_tokens=1, cache_key="overhead"))
-        wall = (time.perf_counter() - began) * 1000
-        out.append(wall - (result.timings.prompt_ms or 0) - (result.timings.predicted_ms or 0))
-    return out
-
-
-def raw_overhead(url: str, n: int = 30) -> list[float]:
-    """The same gap for the same request sent with plain requests: HTTP and server work outside its timings."""
+def overheads(backend: LlamaCppBackend, url: str, n: int = 30) -> tuple[list[float], list[float]]:
+    """Wall time minus the server's own prompt_ms + predicted_ms, in ms, for tiny requests: through the backend, and
+    the same body sent with plain requests. The two alternate, so load from other processes hits both alike."""
     import requests
 
     session = requests.Session()
     session.trust_env = False
-    body = {"prompt": OVERHEAD_PROMPT, "n_predict": 1, "cache_prompt": True, "id_slot": 0}
-    session.post(url + "/completion", json=body, timeout=600).json()
-    out = []
+    request = CompletionRequest(prompt=OVERHEAD_PROMPT, max_tokens=1, cache_key="overhead")
+    body = {"prompt": OVERHEAD_PROMPT, "n_predict": 1, "cache_prompt": True, "id_slot": backend.slot_for("overhead")}
+    backend.complete(request)  # warm the connection and the slot's cache
+    ours, plain = [], []
     for _ in range(n):
+        began = time.perf_counter()
+        result = backend.complete(request)
+        wall = (time.perf_counter() - began) * 1000
+        ours.append(wall - (result.timings.prompt_ms or 0) - (result.timings.predicted_ms or 0))
         began = time.perf_counter()
         data = session.post(url + "/completion", json=body, timeout=600).json()
         wall = (time.perf_counter() - began) * 1000
-        out.append(wall - data["timings"]["prompt_ms"] - data["timings"]["predicted_ms"])
-    return out
+        plain.append(wall - data["timings"]["prompt_ms"] - data["timings"]["predicted_ms"])
+    return ours, plain
 
 
 def in_process_cost(backend: LlamaCppBackend, url: str, n: int = 2000) -> float:
@@ -156,7 +149,7 @@ def time_memgpt_run(env_extra: dict[str, str], runs: int = 3) -> list[float] | N
                     env.pop(name, None)
             began = time.perf_counter()
             proc = subprocess.Popen(
-                [str(memgpt), "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+                [str(memgpt), "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
             )
             seen = b""
             while b"type /help" not in seen and time.perf_counter() - began < 300:
@@ -222,11 +215,12 @@ def main() -> None:
             report_conversation(backend)
 
         print("### Overhead per request (wall time minus the server's reported prompt_ms + predicted_ms)\n")
-        print("| 30 requests of 1 token | median ms | p90 ms | min ms |")
+        print("| 30 requests of 1 token, alternating | median ms | p90 ms | min ms |")
         print("|---|---:|---:|---:|")
+        ours, plain = overheads(backend, url)
         for label, gaps in (
-            ("LlamaCppBackend.complete()", overhead(backend)),
-            ("plain requests.post, same body (HTTP + server work outside its timings)", raw_overhead(url)),
+            ("LlamaCppBackend.complete()", ours),
+            ("plain requests.post, same body (HTTP + server work outside its timings)", plain),
         ):
             p90 = sorted(gaps)[int(len(gaps) * 0.9) - 1]
             print(f"| {label} | {statistics.median(gaps):.2f} | {p90:.2f} | {min(gaps):.2f} |")
