@@ -159,6 +159,7 @@ class LlamaServer:
         self.ctx_size = ctx_size
         self.parallel = parallel
         self.api_key = api_key
+        self._port_was_auto = port is None
         self.port = port or free_port(self.host)
         self.threads = threads
         self.extra_args = list(extra_args)
@@ -193,12 +194,21 @@ class LlamaServer:
         if self.process is not None:
             return self
         launched = time.monotonic()
-        self.launch()
-        try:
-            self.wait_healthy(progress=progress)
-        except BaseException:
-            self.stop(keep_log=True)
-            raise
+        for attempt in range(3):
+            self.launch()
+            try:
+                self.wait_healthy(progress=progress)
+                break
+            except BackendUnavailableError:
+                # The free port was taken between choosing it and the server binding it: choose another.
+                lost_port = self._port_was_auto and "couldn't bind" in self.log_tail() and attempt < 2
+                self.stop(keep_log=not lost_port)
+                if not lost_port:
+                    raise
+                self.port = free_port(self.host)
+            except BaseException:
+                self.stop(keep_log=True)
+                raise
         self.started_in = time.monotonic() - launched
         return self
 
@@ -245,7 +255,7 @@ class LlamaServer:
                     fix="read the log above: usual causes are a broken model file or a --ctx-size too big for memory",
                 )
             status = health_status(self.url)
-            if status == 200:
+            if status == 200 and (self.process is None or self.process.poll() is None):
                 return
             if status == 503:
                 state = "loading the model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -158,3 +159,25 @@ def test_spinner_prints_one_plain_line_when_not_a_terminal():
         spinner(f"loading ({i} s)")
     spinner.done()
     assert log.getvalue() == "starting llama-server ...\n"
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(llama_programs):
+    server = srv.LlamaServer(ctx_size=256, threads=1)
+    taken = server.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with server:
+            assert server.port != taken
+            assert srv.health_status(server.url) == 200
+
+
+def test_a_port_asked_for_explicitly_is_not_replaced(llama_programs):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        server = srv.LlamaServer(ctx_size=256, threads=1, port=taken)
+        with pytest.raises(BackendUnavailableError) as info:
+            server.start()
+    assert "couldn't bind" in str(info.value)
