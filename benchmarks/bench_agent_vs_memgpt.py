@@ -102,9 +102,15 @@ def proxy_count(proxy: Proxy) -> int:
 def agent_version() -> str:
     """The commit our agent ran at, with "+dirty" when memgpt_core/ has uncommitted edits (it is installed editable)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+        # The last commit that touched the code under test (other helpers' benchmark or docs commits do not count).
+        head = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "memgpt_core", "plugins"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "memgpt_core"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "memgpt_core", "plugins"], cwd=ROOT, capture_output=True, text=True
         )
     except OSError:
         return "unknown"
