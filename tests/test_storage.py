@@ -135,3 +135,23 @@ def test_a_database_from_a_newer_memgpt_is_refused(tmp_path):
     conn.close()
     with pytest.raises(ConfigError, match="newer memgpt"):
         Store(path)
+
+
+def test_recall_search_lists_newest_first_and_caps_the_count(store):
+    a = store.create_agent("alice", persona="p", human="h")
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO messages (agent_id, created_at, role, content, text) VALUES (?,?,?,?,?)",
+            [
+                (a.id, f"2026-01-01 00:{i // 60 % 60:02d}:{i % 60:02d}", "user", "{}", f"tea number {i}")
+                for i in range(1200)
+            ],
+        )
+    page = store.search_messages(a.id, "tea", page=1, page_size=3)
+    assert [text for _, text in page.items] == [
+        "user: tea number 1199",
+        "user: tea number 1198",
+        "user: tea number 1197",
+    ]
+    assert (page.total, page.more) == (1000, True)
+    assert store.search_messages(a.id, "number 7").total == 1  # all words: only "tea number 7"

@@ -140,7 +140,9 @@ def _format_page(result: SearchPage, what: str) -> str:
         return f"No {what} found."
     if not result.items:
         return f"Page {result.page} is past the last page ({result.pages}) of {result.total} {what}."
-    lines = [f"{result.total} {what}, page {result.page} of {result.pages}:"]
+    count = f"more than {result.total}" if result.more else str(result.total)
+    pages = f"{result.pages}+" if result.more else str(result.pages)
+    lines = [f"{count} {what}, page {result.page} of {pages}:"]
     for when, text in result.items:
         short = text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 3] + "..."
         lines.append(f"- [{when}] {short}")
