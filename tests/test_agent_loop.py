@@ -101,9 +101,32 @@ def test_no_heartbeat_after_a_heartbeat_step_unless_asked(store, wrapper):
             call_text("conversation_search", query="a", request_heartbeat=False),
         ]
     )
-    agent = make_agent(store, backend, wrapper)
+    agent = make_agent(store, backend, wrapper, reply_heartbeat=False)
     result = agent.user_message("hi")
     assert [s.heartbeat for s in result.steps] == ["request_heartbeat == true", None]
+
+
+def test_a_user_turn_that_would_end_unanswered_gets_one_more_step_to_reply(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("archival_memory_insert", content="a", request_heartbeat=True),
+            call_text("core_memory_append", name="human", content="b", request_heartbeat=False),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("hi")
+    assert result.replies == ["ok!"]
+    assert "the user is still waiting for an answer" in backend.requests[2].prompt
+
+
+def test_after_the_free_steps_the_next_step_may_only_reply(store):
+    backend = GrammarScriptedBackend(
+        [call_text("archival_memory_insert", content=c, request_heartbeat=True) for c in "abc"] + [REPLY]
+    )
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), heartbeat_cap=8, free_steps=3)
+    assert agent.user_message("hi").replies == ["ok!"]
+    assert [_offered(r) == {"send_message"} for r in backend.requests] == [False, False, False, True]
 
 
 def test_a_failing_function_gets_a_heartbeat_so_the_model_can_correct_itself(store, wrapper):

@@ -62,6 +62,9 @@ class AgentSettings:
     """The window to budget for; None means the server's (or 2048 when the server does not say)."""
     heartbeat_cap: int = 5
     """At most this many steps per user message."""
+    free_steps: int = 3
+    """After this many steps without a reply, the next step may only call send_message (where a grammar can make it
+    so): a small model otherwise edits memory or searches over and over before it answers."""
     parse_retries: int = 2
     """An unreadable output is sampled again this many times before the user is told."""
     keep_last: int = 4
@@ -209,7 +212,12 @@ class Agent:
         )
 
     def messages(self, pending: list[MessageRecord]) -> list[dict[str, Any]]:
-        chat = [{"role": "system", "content": self.system_prompt()}]
+        # Core memory is a system message of its own after the instructions, so that the wrapper's function
+        # documentation (appended to the first system message) stays in the cached prefix when memory is edited.
+        chat = [
+            {"role": "system", "content": memory.prompt_text("system")},
+            {"role": "system", "content": memory.render(self.record)},
+        ]
         chat += [m.to_chat() for m in self.context]
         chat += [m.to_chat() for m in pending]
         chat.append({"role": "system", "content": self.status_text()})
@@ -262,10 +270,7 @@ class Agent:
         return prompt, tokens
 
     def _too_small(self, pending: list[MessageRecord], reserve: int) -> ContextTooSmallError:
-        base_prompt = self.wrapper.chat_completion_to_prompt(
-            [{"role": "system", "content": self.system_prompt()}, {"role": "system", "content": self.status_text()}],
-            self.functions,
-        )
+        base_prompt = self.wrapper.chat_completion_to_prompt(self.messages([]), self.functions)
         base = self.counter.count(base_prompt)
         message = sum(self.counter.count(m.content or "") for m in pending)
         return too_small(base, message, reserve, self.window)
@@ -556,6 +561,10 @@ class Agent:
                     break
                 info, heartbeat = self._step(pending, after_user=user_turn, only_reply=only_reply)
                 result.steps.append(info)
+                if heartbeat is None and after_user and self.settings.reply_heartbeat and not self._answered(result):
+                    # The user spoke and the chain would end unanswered (a memory edit or search that asked for no
+                    # heartbeat): one more step, told to answer. The cap check above still bounds the turn.
+                    heartbeat = "the user is still waiting for an answer"
                 if heartbeat is None:
                     break
                 only_reply = self._must_reply(result.steps)
@@ -565,13 +574,17 @@ class Agent:
                 user_turn = False
         return result
 
+    @staticmethod
+    def _answered(result: TurnResult) -> bool:
+        return any(s.function in functions.NO_HEARTBEAT and s.ok for s in result.steps)
+
     def _must_reply(self, steps: list[StepInfo]) -> bool:
         """True when the next step may only call send_message: it is the last one the cap allows, or the model just
         repeated a call it already made this turn. A small model otherwise searches in circles and never answers.
         Only a grammar can enforce it; without one the model is free, and the cap still ends the turn."""
         if any(s.function == "send_message" and s.ok for s in steps):
             return False
-        if len(steps) + 1 >= self.settings.heartbeat_cap:
+        if len(steps) + 1 >= self.settings.heartbeat_cap or len(steps) >= self.settings.free_steps:
             return True
         last = steps[-1]
         return any(s.function == last.function and s.arguments == last.arguments for s in steps[:-1])
@@ -606,7 +619,7 @@ class Agent:
 
     def dump(self, n: int | None = None) -> list[dict[str, Any]]:
         messages = self.messages([])
-        return messages if n is None else messages[-n - 1 : -1] if n > 0 else []
+        return messages if n is None else messages[-n - 1 : -1] if n > 0 else []  # the status line is left out
 
     def pop(self, n: int = 1) -> int:
         """Undo: remove the last ``n`` messages from the context and from recall. Returns how many went."""
