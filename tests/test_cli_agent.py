@@ -130,3 +130,54 @@ def test_a_persona_and_human_can_come_from_files(home, tmp_path, llama_server):
         agent = store.get_agent("flint")
         assert agent.persona == "I am Captain Flint, a pirate who loves parrots."
         assert agent.config == {"backend": "llamacpp", "endpoint": llama_server.url, "max_tokens": 64}
+
+
+def run_args(url):
+    return ["run", "--agent", "chatty", "--first", "--backend", "llamacpp", "--endpoint", url]
+
+
+def test_run_slash_commands_without_a_model_call(home, llama_server):
+    env = {**os.environ, "MEMGPT_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "memgpt_core", *run_args(llama_server.url)],
+        input="/help\n/memory\n/dump 2\n/pop\n/summarize\n/nonsense\n/exit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    # A server of the user's own gets the seed page's default wrapper (the grammar variant: llama.cpp takes grammars).
+    assert "new agent chatty" in done.stderr and "wrapper airoboros-l2-70b-2.1-grammar" in done.stderr
+    assert "/rethink TEXT" in done.stdout  # the help
+    assert '<persona characters="' in done.stdout and "Recall memory: 0 messages" in done.stdout
+    assert "removed 0 messages" in done.stdout
+    assert "nothing old enough to summarise yet" in done.stdout
+    assert "unknown command /nonsense" in done.stdout
+
+
+def test_run_exits_cleanly_on_ctrl_c(home, llama_server):
+    import signal
+    import time
+
+    env = {**os.environ, "MEMGPT_HOME": str(home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memgpt_core", *run_args(llama_server.url)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    with Store(home / "memgpt.db") as store:  # wait until the chat is up (the agent exists once the server answered)
+        while store.get_agent("chatty") is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err and "bye (the agent is saved)" in err
+    assert process.returncode == 0
+    with Store(home / "memgpt.db") as store:  # and the agent is free again
+        store.lock(store.get_agent("chatty")).release()
