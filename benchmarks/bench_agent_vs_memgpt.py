@@ -57,7 +57,7 @@ def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Name
     if not python.exists():
         raise SystemExit(f"{tool}: no virtualenv at {venv}; run benchmarks/peer/setup.sh first")
     home = SCRATCH / "homes" / f"{tool}-run{run}-{int(time.time())}"
-    log = SCRATCH / "logs" / f"{tool}-run{run}.log"
+    log = SCRATCH / "logs" / f"{tool}-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(python),
@@ -125,7 +125,7 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
     env["MEMGPT_HOME"] = str(home)
     memgpt = ROOT / ".venv" / "bin" / "memgpt"
     messages = json.loads(MESSAGES.read_text())
-    log = SCRATCH / "logs" / f"ours-run{run}.log"
+    log = SCRATCH / "logs" / f"ours-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as sink, open(log, "w") as logfh:
         for turn, text in enumerate(messages, start=1):
