@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -76,6 +76,22 @@ class Backend(abc.ABC):
         from memgpt_core.endpoints import normalize_base_url
 
         return normalize_base_url(url, backend=cls.name, default=cls.default_endpoint)
+
+    def request(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        """One JSON call to this backend's server: ``endpoint + path``, with its name and API key.
+
+        Failures arrive as BackendError subclasses naming the URL and the fix (see ``memgpt_core.http``).
+        """
+        from memgpt_core.http import request_json
+
+        return request_json(
+            method,
+            self.endpoint + path,
+            backend=self.name,
+            json=body,
+            api_key=self.api_key,
+            timeout=self.timeout if timeout is None else timeout,
+        )
 
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:

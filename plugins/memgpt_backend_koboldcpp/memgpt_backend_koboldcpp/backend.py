@@ -58,18 +58,6 @@ class KoboldCppBackend(Backend):
         super().__init__(endpoint, api_key=api_key, timeout=timeout)
         self._server_context: int | None = None  # read once, when a request does not name a context window
 
-    def _call(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
-        from memgpt_core.http import request_json
-
-        return request_json(
-            method,
-            self.endpoint + path,
-            backend=self.name,
-            json=body,
-            api_key=self.api_key,  # KoboldCpp's --password is checked as a bearer token
-            timeout=self.timeout if timeout is None else timeout,
-        )
-
     def complete(self, request: CompletionRequest) -> Completion:
         from memgpt_core.models import Completion
 
@@ -115,7 +103,7 @@ class KoboldCppBackend(Backend):
             # Each call is a fresh function call: grammar state carried over from the last one would reject it.
             body["grammar_retain_state"] = False
         url = self.endpoint + "/api/v1/generate"
-        answer = self._call("POST", "/api/v1/generate", body)
+        answer = self.request("POST", "/api/v1/generate", body)
         try:
             result = answer["results"][0]
             text = result["text"]
@@ -136,13 +124,13 @@ class KoboldCppBackend(Backend):
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens)
 
     def count_tokens(self, text: str) -> int | None:
-        body = self._call("POST", "/api/extra/tokencount", {"prompt": text}, timeout=min(self.timeout, 60.0))
+        body = self.request("POST", "/api/extra/tokencount", {"prompt": text}, timeout=min(self.timeout, 60.0))
         value = body.get("value") if isinstance(body, dict) else None
         return int(value) if isinstance(value, int) and value >= 0 else None
 
     def context_window(self) -> int | None:
         try:
-            body = self._call("GET", "/api/extra/true_max_context_length", timeout=min(self.timeout, 30.0))
+            body = self.request("GET", "/api/extra/true_max_context_length", timeout=min(self.timeout, 30.0))
         except BackendHTTPError as exc:
             if exc.status == 404:  # a KoboldAI-compatible server that is not KoboldCpp
                 return None
@@ -151,7 +139,7 @@ class KoboldCppBackend(Backend):
         return int(value) if isinstance(value, int) and value > 0 else None
 
     def model_name(self) -> str | None:
-        body = self._call("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
+        body = self.request("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
         name = body.get("result") if isinstance(body, dict) else None
         return str(name) if name else None
 

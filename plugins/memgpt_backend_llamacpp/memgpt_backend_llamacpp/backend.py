@@ -212,15 +212,10 @@ class LlamaCppBackend(Backend):
     # -- plumbing ----------------------------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
-        from memgpt_core.http import request_json
-
-        url = self.endpoint + path
         try:
-            return request_json(
-                method, url, backend=self.name, json=body, api_key=self.api_key, timeout=timeout or self.timeout
-            )
+            return self.request(method, path, body, timeout=timeout)
         except BackendHTTPError as exc:
-            raise self._translate(exc, url) from None
+            raise self._translate(exc, self.endpoint + path) from None
 
     def _translate(self, exc: BackendHTTPError, url: str) -> BackendError:
         """Turn llama.cpp's error JSON (``{"error": {"code", "message", "type", ...}}``) into the error it means."""

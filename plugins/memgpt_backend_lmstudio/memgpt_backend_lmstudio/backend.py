@@ -107,11 +107,9 @@ class LMStudioBackend(Backend):
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        from memgpt_core.http import request_json
-
         url = self.endpoint + path
         try:
-            answer = request_json("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+            answer = self.request("POST", path, body)
         except BackendHTTPError as exc:
             raise _explain(_error_text(exc.body) or exc.body, url, exc) from None
         if isinstance(answer, dict) and answer.get("error"):
@@ -130,12 +128,8 @@ class LMStudioBackend(Backend):
         loaded = self._loaded_instance()
         if loaded is not None and loaded.get("id"):
             return str(loaded["id"])
-        from memgpt_core.http import request_json
-
         try:
-            body = request_json(
-                "GET", self.endpoint + "/v1/models", backend=self.name, api_key=self.api_key, timeout=30.0
-            )
+            body = self.request("GET", "/v1/models", timeout=30.0)
         except BackendHTTPError:
             return None
         data = body.get("data") if isinstance(body, dict) else None
@@ -145,12 +139,8 @@ class LMStudioBackend(Backend):
 
     def _loaded_instance(self) -> dict[str, Any] | None:
         """The first loaded model instance from ``GET /api/v1/models`` (LM Studio 0.4+), or None."""
-        from memgpt_core.http import request_json
-
         try:
-            body = request_json(
-                "GET", self.endpoint + "/api/v1/models", backend=self.name, api_key=self.api_key, timeout=30.0
-            )
+            body = self.request("GET", "/api/v1/models", timeout=30.0)
         except BackendHTTPError as exc:
             if exc.status in (404, 405):  # an older LM Studio, or another OpenAI-compatible server
                 return None

@@ -50,18 +50,6 @@ class _WebUIBase(Backend):
 
     # -- shared helpers -------------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
-        from memgpt_core.http import request_json
-
-        return request_json(
-            method,
-            self.endpoint + path,
-            backend=self.name,
-            json=body,
-            api_key=self.api_key,
-            timeout=self.timeout if timeout is None else timeout,
-        )
-
     def _grammar_text(self, request: CompletionRequest) -> str | None:
         grammar = request.grammar
         if grammar is None:
@@ -118,7 +106,7 @@ class _WebUIBase(Backend):
         if self._can_count is False:
             return None
         try:
-            body = self._call("POST", self._token_path, self._token_body(text), timeout=min(self.timeout, 60.0))
+            body = self.request("POST", self._token_path, self._token_body(text), timeout=min(self.timeout, 60.0))
         except BackendHTTPError as exc:
             if exc.status in (404, 405):
                 self._can_count = False
@@ -171,7 +159,7 @@ class WebUIBackend(_WebUIBase):
         if grammar is not None:
             body["grammar_string"] = grammar
         url = self.endpoint + "/v1/completions"
-        answer = self._call("POST", "/v1/completions", body)
+        answer = self.request("POST", "/v1/completions", body)
         text, finish, usage, model = _read_openai_completion(answer, url, self.name)
         if not text:
             raise self._empty(url)
@@ -187,7 +175,7 @@ class WebUIBackend(_WebUIBase):
 
     def model_name(self) -> str | None:
         try:
-            body = self._call("GET", "/v1/internal/model/info", timeout=min(self.timeout, 30.0))
+            body = self.request("GET", "/v1/internal/model/info", timeout=min(self.timeout, 30.0))
         except BackendHTTPError as exc:
             if exc.status == 404:  # an OpenAI-compatible server that is not webui
                 return None
@@ -224,7 +212,7 @@ class WebUILegacyBackend(_WebUIBase):
         if grammar is not None:
             body["grammar_string"] = grammar
         url = self.endpoint + "/api/v1/generate"
-        answer = self._call("POST", "/api/v1/generate", body)
+        answer = self.request("POST", "/api/v1/generate", body)
         try:
             text = answer["results"][0]["text"]
         except (KeyError, IndexError, TypeError):
@@ -247,7 +235,7 @@ class WebUILegacyBackend(_WebUIBase):
         )
 
     def model_name(self) -> str | None:
-        body = self._call("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
+        body = self.request("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
         name = body.get("result") if isinstance(body, dict) else None
         return str(name) if name is not None else None
 
