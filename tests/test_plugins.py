@@ -336,8 +336,8 @@ def test_the_kit_fails_a_wrapper_that_breaks_the_contract(tmp_path: Path) -> Non
 
 
 def test_entry_point_scan_agrees_with_importlib_metadata(site) -> None:
-    """plugins.py reads dist-info folders itself, for start-up speed; it must find what importlib.metadata finds."""
-    from importlib.metadata import entry_points
+    """plugins.py reads dist-info folders itself, for start-up speed; it must find what importlib-metadata finds."""
+    from importlib_metadata import entry_points
 
     site("memgpt-echo", BACKEND_PLUGIN, version="3.1.4")
     site("memgpt-plain", WRAPPER_PLUGIN)
