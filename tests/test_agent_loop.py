@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -41,21 +42,24 @@ def test_user_input_reaches_the_model_as_a_timestamped_event(store, wrapper):
     agent.user_message("I like kites")
     event = json.loads(agent.context[0].content)
     assert event["type"] == "user_message" and event["message"] == "I like kites"
-    assert event["time"].endswith("UTC") and event["time"][:4].isdigit()
+    # A short time only: the date lives in the late status line, so the model has no long stamp to copy.
+    assert re.fullmatch(r"\d\d:\d\d", event["time"])
     assert agent.context[0].content in backend.requests[0].prompt
+    status = backend.requests[0].prompt.index("### Memory status (")
+    assert re.match(r"### Memory status \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", backend.requests[0].prompt[status:])
 
 
 def test_request_heartbeat_chains_steps_until_a_message(store, wrapper):
     backend = ScriptedBackend(
         [
-            call_text("archival_memory_insert", content="likes kites", request_heartbeat=True),
+            call_text("conversation_search", query="kites", request_heartbeat=True),
             call_text("core_memory_append", name="human", content="likes kites", request_heartbeat=True),
             REPLY,
         ]
     )
     agent = make_agent(store, backend, wrapper)
     result = agent.user_message("I like kites")
-    assert [s.function for s in result.steps] == ["archival_memory_insert", "core_memory_append", "send_message"]
+    assert [s.function for s in result.steps] == ["conversation_search", "core_memory_append", "send_message"]
     assert [s.heartbeat for s in result.steps] == ["request_heartbeat == true", "request_heartbeat == true", None]
     heartbeats = [json.loads(m.content) for m in agent.context if m.role == "user"][1:]
     assert [h["type"] for h in heartbeats] == ["heartbeat", "heartbeat"]
@@ -122,7 +126,7 @@ def test_a_user_turn_that_would_end_unanswered_gets_one_more_step_to_reply(store
 
 def test_after_the_free_steps_the_next_step_may_only_reply(store):
     backend = GrammarScriptedBackend(
-        [call_text("archival_memory_insert", content=c, request_heartbeat=True) for c in "abc"] + [REPLY]
+        [call_text("archival_memory_search", query=c, request_heartbeat=True) for c in "abc"] + [REPLY]
     )
     agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), heartbeat_cap=8, free_steps=3)
     assert agent.user_message("hi").replies == ["ok!"]
@@ -242,11 +246,80 @@ def test_the_prompt_prefix_stays_byte_stable_from_turn_to_turn(store, wrapper):
     agent.user_message("first message")
     agent.user_message("second message")
     first, second = backend.requests[0].prompt, backend.requests[1].prompt
-    # Everything up to the first turn's status block (which moves to the end) is reused verbatim.
-    stable = first[: first.index("### Memory status")]
-    stable = stable[: stable.rindex("first message")]
+    # Everything before the first turn's late block (core memory and status, which move to the end) is reused.
+    stable = first[: first.index("### Core memory")]
+    stable = stable[: stable.rindex("<|im_start|>")]  # up to the late system turn's opening
+    assert stable.endswith("<|im_end|>\n") and "first message" in stable
     assert second.startswith(stable)
-    assert len(stable) > 0.8 * len(first)
+    assert second.index("### Core memory") > second.index("second message")
+
+
+def test_a_core_memory_edit_leaves_the_conversation_prefix_unchanged(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            REPLY,
+            REPLY,
+            call_text("core_memory_append", name="human", content="Flies kites", request_heartbeat=True),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("hello")
+    agent.user_message("how are you")
+    agent.user_message("I fly kites")
+    before_edit, after_edit = backend.requests[2].prompt, backend.requests[3].prompt
+    assert "Flies kites" not in before_edit and "Flies kites" in after_edit
+    # The whole conversation up to the edit, and the edit's call, come before core memory: only the tail changed.
+    conversation = before_edit[: before_edit.index("### Core memory")]
+    conversation = conversation[: conversation.rindex("<|im_start|>")]
+    assert "hello" in conversation and "how are you" in conversation and "I fly kites" in conversation
+    assert after_edit.startswith(conversation)
+    tail = after_edit[len(conversation) :]
+    assert tail.index("core_memory_append") < tail.index("### Core memory")
+    assert "how are you" not in tail and "I fly kites" not in tail  # the conversation is not evaluated again
+
+
+def test_one_memory_write_after_a_user_message_then_the_grammar_admits_only_send_message(store, wrapper):
+    grammar_wrapper = plugins.get_wrapper("chatml-grammar")
+    append = call_text("core_memory_append", name="human", content="Likes tea", request_heartbeat=True)
+    backend = GrammarScriptedBackend([append, REPLY, append, REPLY])
+    agent = make_agent(store, backend, grammar_wrapper)
+    result = agent.user_message("I like tea")
+    assert [s.function for s in result.steps] == ["core_memory_append", "send_message"]
+    assert _offered(backend.requests[0]) > {"core_memory_append", "send_message"}
+    assert _offered(backend.requests[1]) == {"send_message"}
+    # A search does not use up the write: after search, write, the reply is forced, not before.
+    backend.answers = [
+        call_text("archival_memory_search", query="tea", request_heartbeat=True),
+        append,
+        REPLY,
+    ]
+    result = agent.user_message("what do I drink?")
+    assert [s.function for s in result.steps] == ["archival_memory_search", "core_memory_append", "send_message"]
+    assert "core_memory_append" in _offered(backend.requests[-2]) and _offered(backend.requests[-1]) == {"send_message"}
+
+
+def test_pause_heartbeats_right_after_a_user_message_still_leads_to_a_reply(store, wrapper):
+    backend = GrammarScriptedBackend([call_text("pause_heartbeats", minutes=5), REPLY])
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), reply_heartbeat=False)
+    result = agent.user_message("hi")
+    assert [s.function for s in result.steps] == ["pause_heartbeats", "send_message"]
+    assert result.replies == ["ok!"] and _offered(backend.requests[1]) == {"send_message"}
+    assert "does not answer the user" in backend.requests[1].prompt
+
+
+def test_a_paused_chain_later_in_a_user_turn_gets_a_reply_step_too(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("conversation_search", query="x", request_heartbeat=True),
+            call_text("pause_heartbeats", minutes=5),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    result = agent.user_message("hi")
+    assert [s.function for s in result.steps] == ["conversation_search", "pause_heartbeats", "send_message"]
+    assert "the user is still waiting for an answer" in backend.requests[2].prompt
 
 
 def test_every_completed_step_is_stored_and_an_agent_reopens_as_it_was(store, wrapper):
@@ -318,8 +391,8 @@ def test_a_call_repeated_in_one_turn_makes_the_next_step_reply_only(store):
 def test_the_last_step_the_cap_allows_may_only_reply(store):
     backend = GrammarScriptedBackend(
         [
-            call_text("archival_memory_insert", content="a", request_heartbeat=True),
-            call_text("archival_memory_insert", content="b", request_heartbeat=True),
+            call_text("archival_memory_search", query="a", request_heartbeat=True),
+            call_text("archival_memory_search", query="b", request_heartbeat=True),
             REPLY,
         ]
     )

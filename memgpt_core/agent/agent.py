@@ -5,9 +5,10 @@ grammar when wrapper and backend agree) → parse → run the function → write
 inputs (the user message, a heartbeat) are written in that same transaction, so a failed or killed step leaves the
 agent exactly as it was before it.
 
-The prompt is laid out for the server's prompt cache: the system prompt and core memory first (they change only when
-memory is edited), then the messages in order, and last a short status message with what changes every turn (the
-time, the memory counts). Each turn then costs only its new tokens.
+The prompt is laid out for the server's prompt cache: the system prompt and function documentation first (they never
+change), then the messages in order, and last one system message with core memory and the status (the time, the
+memory counts). A memory edit or a new turn then re-evaluates only that short tail and the new messages, never the
+conversation before them.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class AgentSettings:
     free_steps: int = 3
     """After this many steps without a reply, the next step may only call send_message (where a grammar can make it
     so): a small model otherwise edits memory or searches over and over before it answers."""
+    memory_writes: int = 1
+    """After a user message, at most this many successful memory writes (core_memory_append/replace,
+    archival_memory_insert) before the next step may only call send_message. Searches do not count: a search leads
+    to a reply anyway. A small model otherwise appends the same fact two to four times before it answers."""
     parse_retries: int = 2
     """An unreadable output is sampled again this many times before the user is told."""
     keep_last: int = 4
@@ -90,7 +95,13 @@ class TurnFailedError(ParseError):
 
 
 def event_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """The short time an event carries. The full date lives only in the late status line: a small model copies a
+    long timestamp from the event into its memory and its replies."""
+    return datetime.now(timezone.utc).strftime("%H:%M")
+
+
+def full_time() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _event_message(kind: str, text: str = "", **fields: Any) -> MessageRecord:
@@ -204,23 +215,20 @@ class Agent:
 
     def status_text(self) -> str:
         """What changes every turn, placed last so the prompt's long prefix stays cacheable."""
-        clock = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return (
-            f"### Memory status ({clock})\n"
+            f"### Memory status ({full_time()})\n"
             f"Recall memory: {self._recall_count} messages (conversation_search). "
             f"Archival memory: {self._archival_count} passages (archival_memory_search)."
         )
 
     def messages(self, pending: list[MessageRecord]) -> list[dict[str, Any]]:
-        # Core memory is a system message of its own after the instructions, so that the wrapper's function
-        # documentation (appended to the first system message) stays in the cached prefix when memory is edited.
-        chat = [
-            {"role": "system", "content": memory.prompt_text("system")},
-            {"role": "system", "content": memory.render(self.record)},
-        ]
+        # The instructions (with the wrapper's function documentation appended) never change; the conversation follows
+        # in order; core memory and the status come last, in one system message. An edit to core memory therefore
+        # costs the server only this tail, not the whole conversation after it.
+        chat = [{"role": "system", "content": memory.prompt_text("system")}]
         chat += [m.to_chat() for m in self.context]
         chat += [m.to_chat() for m in pending]
-        chat.append({"role": "system", "content": self.status_text()})
+        chat.append({"role": "system", "content": memory.render(self.record) + "\n\n" + self.status_text()})
         return chat
 
     def _first_message(self) -> bool:
@@ -499,6 +507,9 @@ class Agent:
 
         if not ok:
             heartbeat: str | None = "function failed; read the error and try again"
+        elif after_user and name == "pause_heartbeats":
+            # Pausing is not an answer: right after a user message it leads to a reply, whatever the settings.
+            heartbeat = "pause_heartbeats does not answer the user; now answer with send_message"
         elif name in functions.NO_HEARTBEAT:
             heartbeat = None
         elif wants_heartbeat:
@@ -561,14 +572,17 @@ class Agent:
                     break
                 info, heartbeat = self._step(pending, after_user=user_turn, only_reply=only_reply)
                 result.steps.append(info)
+                waiting = False
                 if heartbeat is None and after_user and self.settings.reply_heartbeat and not self._answered(result):
                     # The user spoke and the chain would end unanswered (a memory edit or search that asked for no
-                    # heartbeat): one more step, told to answer. The cap check above still bounds the turn.
+                    # heartbeat, or pause_heartbeats): one more step, which may only answer. The cap check above
+                    # still bounds the turn.
                     heartbeat = "the user is still waiting for an answer"
+                    waiting = True
                 if heartbeat is None:
                     break
-                only_reply = self._must_reply(result.steps)
-                if only_reply:
+                only_reply = waiting or self._must_reply(result.steps, after_user=after_user)
+                if only_reply and not waiting:
                     heartbeat = "now answer the user with send_message"
                 pending = [_event_message("heartbeat", reason=heartbeat)]
                 user_turn = False
@@ -576,16 +590,22 @@ class Agent:
 
     @staticmethod
     def _answered(result: TurnResult) -> bool:
-        return any(s.function in functions.NO_HEARTBEAT and s.ok for s in result.steps)
+        # pause_heartbeats does not count: it would end the user's turn with no reply at all.
+        return any(s.function == "send_message" and s.ok for s in result.steps)
 
-    def _must_reply(self, steps: list[StepInfo]) -> bool:
-        """True when the next step may only call send_message: it is the last one the cap allows, or the model just
-        repeated a call it already made this turn. A small model otherwise searches in circles and never answers.
-        Only a grammar can enforce it; without one the model is free, and the cap still ends the turn."""
+    def _must_reply(self, steps: list[StepInfo], *, after_user: bool = False) -> bool:
+        """True when the next step may only call send_message: it is the last one the cap allows, the model has used
+        its free steps or its memory writes for this user message, or it just repeated a call it already made this
+        turn. A small model otherwise edits memory or searches in circles before it answers. Only a grammar can
+        enforce it; without one the model is told so, and the cap still ends the turn."""
         if any(s.function == "send_message" and s.ok for s in steps):
             return False
         if len(steps) + 1 >= self.settings.heartbeat_cap or len(steps) >= self.settings.free_steps:
             return True
+        if after_user:
+            writes = sum(1 for s in steps if s.function in functions.MEMORY_WRITES and s.ok)
+            if writes >= self.settings.memory_writes or any(s.function == "pause_heartbeats" for s in steps):
+                return True
         last = steps[-1]
         return any(s.function == last.function and s.arguments == last.arguments for s in steps[:-1])
 
@@ -606,7 +626,7 @@ class Agent:
     def login(self) -> TurnResult:
         """The user arrived: the agent greets them (MemGPT's opening when the user does not speak first)."""
         last = self.record.state.get("last_login", "never")
-        self.record.state["last_login"] = event_time()
+        self.record.state["last_login"] = full_time()
         return self._turn(_event_message("login", last_login=last), after_user=True)
 
     # -- commands behind /memory, /dump, /pop, /retry, /rethink, /rewrite, /summarize -------------------------------

@@ -41,7 +41,7 @@ SCHEMAS: list[dict[str, Any]] = [
     ),
     _schema(
         "pause_heartbeats",
-        "Stop timed heartbeats for a while.",
+        "Stop timed heartbeats for a while. It does not answer the user.",
         {"minutes": {"type": "integer", "description": "Minutes, 1 to 360."}},
         ["minutes"],
     ),
@@ -112,6 +112,7 @@ SCHEMA_BY_NAME = {schema["name"]: schema for schema in SCHEMAS}
 SEARCH_FUNCTIONS = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 """Functions whose result the model must see to be useful: they always get a heartbeat after a user message."""
 NO_HEARTBEAT = frozenset({"send_message", "pause_heartbeats"})
+MEMORY_WRITES = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
 
 
 @dataclass
