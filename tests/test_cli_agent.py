@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -126,9 +127,24 @@ def test_a_persona_and_human_can_come_from_files(home, tmp_path, llama_server):
     )
     no_traceback(done)
     assert done.returncode == 0, done.stderr
+    # The model may edit its persona in this very turn; the stored persona must be the file's text with exactly the
+    # edits the agent reported (replayed through the same memory functions), and nothing else.
+    from types import SimpleNamespace
+
+    from memgpt_core.agent import memory
+
+    expected = SimpleNamespace(persona=persona.read_text(), human="", persona_limit=2000, human_limit=2000)
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for call, answer in itertools.pairwise(events):
+        if call["type"] == "function_call" and answer["type"] == "function_return" and answer.get("ok"):
+            arguments = call["arguments"]
+            if arguments.get("name") == "persona" and call["name"] == "core_memory_append":
+                memory.append(expected, "persona", arguments["content"])
+            elif arguments.get("name") == "persona" and call["name"] == "core_memory_replace":
+                memory.replace(expected, "persona", arguments["old_content"], arguments["new_content"])
     with Store(home / "memgpt.db") as store:
         agent = store.get_agent("flint")
-        assert agent.persona == "I am Captain Flint, a pirate who loves parrots."
+        assert agent.persona == expected.persona
         assert agent.config == {"backend": "llamacpp", "endpoint": llama_server.url, "max_tokens": 64}
 
 
