@@ -248,6 +248,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200, help="completions per mode (default 200)")
     parser.add_argument("--n-predict", type=int, default=200)
     parser.add_argument("--cap", type=int, default=200, help="max_string_length for the grammar (default 200)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="llama-server threads (default 1: on a shared 2-core machine, faster)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="parallel requests (the server's slots, default 4)")
     parser.add_argument("--minutes", type=float, help="start no new prompt after this long; report what finished")
     parser.add_argument("--build-only", action="store_true", help="only time the grammar build")
@@ -265,7 +268,7 @@ def main() -> None:
         else:
             from memgpt_backend_llamacpp.server import LlamaServer
 
-            with LlamaServer(ctx_size=4096 * args.workers, parallel=args.workers) as server:
+            with LlamaServer(ctx_size=4096 * args.workers, parallel=args.workers, threads=args.threads) as server:
                 server.start(progress=lambda message: print(message, file=sys.stderr))
                 summary = run(server.url, args.count, args.n_predict, args.cap, args.workers, args.out, args.minutes)
     print(json.dumps({"summary": summary, "build": build}, indent=2))
