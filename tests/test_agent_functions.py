@@ -11,21 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from memgpt_core import plugins
 from memgpt_core.agent.testing import ScriptedBackend, call_text, make_agent
-from memgpt_core.storage import Store
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMGPT_HOME", str(tmp_path))
-    with Store() as s:
-        yield s
-
-
-@pytest.fixture
-def wrapper():
-    return plugins.get_wrapper("chatml")
 
 
 def run(store, wrapper, *answers, message="hello", **settings):

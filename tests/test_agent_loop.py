@@ -15,21 +15,8 @@ from memgpt_core import plugins
 from memgpt_core.agent import TurnFailedError
 from memgpt_core.agent.agent import Agent, AgentSettings
 from memgpt_core.agent.testing import GrammarScriptedBackend, ScriptedBackend, call_text, make_agent
-from memgpt_core.storage import Store
 
 REPLY = call_text("send_message", "reply", message="ok!")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMGPT_HOME", str(tmp_path))
-    with Store() as s:
-        yield s
-
-
-@pytest.fixture
-def wrapper():
-    return plugins.get_wrapper("chatml")
 
 
 def table_counts(store):

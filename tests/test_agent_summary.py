@@ -11,27 +11,13 @@ import json
 
 import pytest
 
-from memgpt_core import plugins
 from memgpt_core.agent import ContextTooSmallError
 from memgpt_core.agent.budget import estimate_tokens
 from memgpt_core.agent.testing import ScriptedBackend, call_text, make_agent
-from memgpt_core.storage import Store
 
 REPLY = call_text("send_message", "reply", message="noted")
 SUMMARY = call_text("save_summary", "sum", summary="The user told me about their garden and their dog Toast.")
 LONG = "I want to tell you about my garden, where tomatoes, beans and basil grow in long rows. " * 6
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMGPT_HOME", str(tmp_path))
-    with Store() as s:
-        yield s
-
-
-@pytest.fixture
-def wrapper():
-    return plugins.get_wrapper("chatml")
 
 
 def answer(request):
