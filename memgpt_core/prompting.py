@@ -147,9 +147,31 @@ class JSONCallWrapper(PromptWrapper):
         return "" if self.grammar else ANSWER_OPENING
 
     def assistant_text(self, message: Message) -> str:
-        return assistant_text(message, inner_thoughts_in_params=self.inner_thoughts_in_params)
+        """An earlier answer, written back exactly as the model wrote it when that text is the same call.
+
+        The server's prompt cache holds the model's own tokens; a re-formatted copy would make it read the whole
+        answer again on the next turn. ``function_call["raw"]`` (set by the agent) is what the model wrote after
+        the prompt; anything else (a repaired answer, an edited call) is written in the canonical layout.
+        """
+        text = assistant_text(message, inner_thoughts_in_params=self.inner_thoughts_in_params)
+        call = message.get("function_call")
+        raw = call.get("raw") if isinstance(call, dict) else None
+        if isinstance(raw, str) and raw.strip():
+            # Normally the model continued the primed opening; a model that wrote the whole call is taken as is.
+            for written in (self.answer_prefix() + raw, raw):
+                if _same_json(written, text):
+                    return written
+        return text
 
     @abc.abstractmethod
     def render(self, messages: list[Message], instructions: str) -> str:
         """Every message in the format's turns, the function instructions in the system part, ending where the
         assistant's answer starts."""
+
+
+def _same_json(a: str, b: str) -> bool:
+    """Both texts are strict JSON, and the same value."""
+    try:
+        return json.loads(a) == json.loads(b)
+    except ValueError:
+        return False

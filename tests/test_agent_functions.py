@@ -53,8 +53,13 @@ def test_core_memory_append_adds_a_line_and_reports_the_size(store, wrapper):
     )
     assert agent.record.human == "The user's name is unknown.\nName: Ann"
     size = len(agent.record.human)
-    assert returns(agent)[0] == ("core_memory_append", "OK", f"Added to human. It now has {size}/2000 characters.")
-    assert f'<human characters="{size}/2000">' in agent.system_prompt()
+    # The result carries the block's new text: the prompt's snapshot shows it only after the next summary.
+    assert returns(agent)[0] == (
+        "core_memory_append",
+        "OK",
+        f"Added to human. It now reads ({size}/2000 characters):\n{agent.record.human}",
+    )
+    assert f'<human characters="{size}/2000">' in agent.memory_text()
     # The change is stored, not just in memory.
     assert store.get_agent("tester").human == agent.record.human
 
@@ -157,7 +162,7 @@ def test_archival_memory_insert_then_search(store, wrapper):
     assert results[1][1] == "OK" and "beagle named Toast" in results[1][2]
     assert results[2] == ("archival_memory_search", "OK", "No passages found.")
     assert store.count_archival(agent.record.id) == 1
-    assert "Archival memory: 1 passages" in agent.status_text()
+    assert "Archival memory: 1 passages" in agent.memory_text()
 
 
 def test_pause_heartbeats_ends_the_chain_and_checks_its_range(store, wrapper):

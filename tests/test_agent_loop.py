@@ -29,11 +29,13 @@ def test_user_input_reaches_the_model_as_a_timestamped_event(store, wrapper):
     agent.user_message("I like kites")
     event = json.loads(agent.context[0].content)
     assert event["type"] == "user_message" and event["message"] == "I like kites"
-    # A short time only: the date lives in the late status line, so the model has no long stamp to copy.
+    # A short time only: the date is in the core memory heading, so the model has no long stamp to copy.
     assert re.fullmatch(r"\d\d:\d\d", event["time"])
-    assert agent.context[0].content in backend.requests[0].prompt
-    status = backend.requests[0].prompt.index("### Memory status (")
-    assert re.match(r"### Memory status \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", backend.requests[0].prompt[status:])
+    prompt = backend.requests[0].prompt
+    assert agent.context[0].content in prompt
+    heading = prompt.index("### Core memory (as of ")
+    assert re.match(r"### Core memory \(as of \d{4}-\d\d-\d\d \d\d:\d\d UTC;", prompt[heading:])
+    assert heading < prompt.index("I like kites")
 
 
 def test_request_heartbeat_chains_steps_until_a_message(store, wrapper):
@@ -233,20 +235,20 @@ def test_the_prompt_prefix_stays_byte_stable_from_turn_to_turn(store, wrapper):
     agent.user_message("first message")
     agent.user_message("second message")
     first, second = backend.requests[0].prompt, backend.requests[1].prompt
-    # Everything before the first turn's late block (core memory and status, which move to the end) is reused.
-    stable = first[: first.index("### Core memory")]
-    stable = stable[: stable.rindex("<|im_start|>")]  # up to the late system turn's opening
-    assert stable.endswith("<|im_end|>\n") and "first message" in stable
+    # The whole first prompt, up to the assistant's opening, is the start of the second: nothing trails the messages.
+    stable = first[: first.rindex("<|im_start|>")]
+    assert "first message" in stable and "### Core memory" in stable
     assert second.startswith(stable)
-    assert second.index("### Core memory") > second.index("second message")
+    assert second.index("### Core memory") < second.index("first message") < second.index("second message")
 
 
-def test_a_core_memory_edit_leaves_the_conversation_prefix_unchanged(store, wrapper):
+def test_a_core_memory_edit_leaves_the_prompt_prefix_unchanged(store, wrapper):
     backend = ScriptedBackend(
         [
             REPLY,
             REPLY,
             call_text("core_memory_append", name="human", content="Flies kites", request_heartbeat=True),
+            REPLY,
             REPLY,
         ]
     )
@@ -254,16 +256,52 @@ def test_a_core_memory_edit_leaves_the_conversation_prefix_unchanged(store, wrap
     agent.user_message("hello")
     agent.user_message("how are you")
     agent.user_message("I fly kites")
-    before_edit, after_edit = backend.requests[2].prompt, backend.requests[3].prompt
-    assert "Flies kites" not in before_edit and "Flies kites" in after_edit
-    # The whole conversation up to the edit, and the edit's call, come before core memory: only the tail changed.
-    conversation = before_edit[: before_edit.index("### Core memory")]
-    conversation = conversation[: conversation.rindex("<|im_start|>")]
-    assert "hello" in conversation and "how are you" in conversation and "I fly kites" in conversation
-    assert after_edit.startswith(conversation)
-    tail = after_edit[len(conversation) :]
-    assert tail.index("core_memory_append") < tail.index("### Core memory")
-    assert "how are you" not in tail and "I fly kites" not in tail  # the conversation is not evaluated again
+    agent.user_message("and you?")
+    before_edit, after_edit, next_turn = (r.prompt for r in backend.requests[2:5])
+    # Everything the server saw before the edit is reused; the edit adds only its call and its result, which shows
+    # the block's new text. The snapshot at the top still shows core memory as it was.
+    prefix = before_edit[: before_edit.rindex("<|im_start|>")]
+    assert after_edit.startswith(prefix) and next_turn.startswith(after_edit[: after_edit.rindex("<|im_start|>")])
+    tail = after_edit[len(prefix) :]
+    assert "core_memory_append" in tail and "Flies kites" in tail and "It now reads" in tail
+    assert "how are you" not in tail and "### Core memory" not in tail
+    assert "Flies kites" not in after_edit[: after_edit.index("how are you")]
+    assert agent.record.human.endswith("Flies kites")
+
+
+def test_an_answer_is_written_back_as_the_model_wrote_it_unless_it_changed(store):
+    grammar_wrapper = plugins.get_wrapper("chatml-grammar")
+    # Odd but valid spacing: the canonical layout would differ, and the server would read the answer again.
+    odd = '{ "function":"send_message",\n "params":{"inner_thoughts":"hi","message":"Hello there!"} }'
+    backend = ScriptedBackend([odd, REPLY, odd, REPLY])
+    agent = make_agent(store, backend, grammar_wrapper)
+    agent.user_message("hello")
+    agent.user_message("again")
+    assert f"<|im_start|>assistant\n{odd}<|im_end|>" in backend.requests[1].prompt
+    # A call changed after the fact (/rewrite) no longer matches the model's text: written in the canonical layout.
+    edited = make_agent(store, backend, grammar_wrapper, name="edited")
+    edited.user_message("hello")
+    edited.rewrite("Hi, friend!")
+    edited.user_message("again")
+    assert odd not in backend.requests[3].prompt and "Hi, friend!" in backend.requests[3].prompt
+
+
+def test_a_summary_retakes_the_core_memory_snapshot(store, wrapper):
+    backend = ScriptedBackend(
+        [
+            call_text("core_memory_append", name="human", content="Flies kites", request_heartbeat=True),
+            REPLY,
+            call_text("save_summary", summary="We talked about kites."),
+            REPLY,
+        ]
+    )
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("I fly kites")
+    assert "Flies kites" not in agent.system_prompt()  # shown by the edit's result until the next summary
+    assert agent.summarize()
+    assert "Flies kites" in agent.system_prompt()
+    agent.user_message("hello again")
+    assert "Flies kites" in backend.requests[-1].prompt.split("We talked about kites")[0]
 
 
 def test_one_memory_write_after_a_user_message_then_the_grammar_admits_only_send_message(store, wrapper):

@@ -5,10 +5,11 @@ grammar when wrapper and backend agree) → parse → run the function → write
 inputs (the user message, a heartbeat) are written in that same transaction, so a failed or killed step leaves the
 agent exactly as it was before it.
 
-The prompt is laid out for the server's prompt cache: the system prompt and function documentation first (they never
-change), then the messages in order, and last one system message with core memory and the status (the time, the
-memory counts). A memory edit or a new turn then re-evaluates only that short tail and the new messages, never the
-conversation before them.
+The prompt is laid out for the server's prompt cache: one system message first (the instructions, the function
+documentation, and a snapshot of core memory with the memory counts), then the messages in order, and nothing after
+them. The snapshot is retaken only when a summary rewrites the conversation anyway; an edit in between returns the
+block's new text as its function result. So every prefix of the prompt stays byte-stable from turn to turn, and a new
+turn (or a memory edit) costs the server only its new messages, never the conversation before them.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 SUMMARY_MARKER = "Summary of "
 MAX_STRING_CHARS = 600
+SNAPSHOT_KEY = "memory_snapshot"
 
 
 @dataclass
@@ -94,20 +96,15 @@ class TurnFailedError(ParseError):
         self.args = (self.message,)
 
 
-def event_time() -> str:
-    """The short time an event carries. The full date lives only in the late status line: a small model copies a
-    long timestamp from the event into its memory and its replies."""
-    return datetime.now(timezone.utc).strftime("%H:%M")
+def event_time(day: str | None = None) -> str:
+    """The short time an event carries: HH:MM, with the date only when it is not ``day`` (the snapshot's date).
+    A small model copies a long timestamp from every event into its memory and its replies."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%H:%M") if now.strftime("%Y-%m-%d") == day else now.strftime("%Y-%m-%d %H:%M")
 
 
 def full_time() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _event_message(kind: str, text: str = "", **fields: Any) -> MessageRecord:
-    """A user-role event, as MemGPT sends them: a JSON object with a type and the time."""
-    payload = {"type": kind, **fields, "time": event_time()}
-    return MessageRecord(0, store_now(), "user", json.dumps(payload, ensure_ascii=False), text=text)
 
 
 def _truthy(value: Any) -> bool:
@@ -211,24 +208,39 @@ class Agent:
     # -- prompt ----------------------------------------------------------------------------------------------------
 
     def system_prompt(self) -> str:
-        return memory.prompt_text("system") + "\n\n" + memory.render(self.record)
+        """The first message: instructions, then the core memory snapshot. It changes only when a summary retakes it."""
+        return memory.prompt_text("system") + "\n\n" + self._snapshot()["text"]
 
-    def status_text(self) -> str:
-        """What changes every turn, placed last so the prompt's long prefix stays cacheable."""
-        return (
-            f"### Memory status ({full_time()})\n"
-            f"Recall memory: {self._recall_count} messages (conversation_search). "
+    def _snapshot(self) -> dict[str, str]:
+        snapshot = self.record.state.get(SNAPSHOT_KEY)
+        if not isinstance(snapshot, dict) or not isinstance(snapshot.get("text"), str):
+            # A new agent (or one stored before snapshots): taken now, and saved with the next step's transaction.
+            snapshot = self.record.state[SNAPSHOT_KEY] = self._take_snapshot()
+        return snapshot
+
+    def _take_snapshot(self) -> dict[str, str]:
+        taken = full_time()
+        text = (
+            memory.render(
+                self.record,
+                heading=f"### Core memory (as of {taken}; edits since then are in the function results below)",
+            )
+            + f"\nRecall memory: {self._recall_count} messages (conversation_search, conversation_search_date). "
             f"Archival memory: {self._archival_count} passages (archival_memory_search)."
         )
+        return {"text": text, "day": taken[:10]}
+
+    def _event(self, kind: str, text: str = "", **fields: Any) -> MessageRecord:
+        """A user-role event, as MemGPT sends them: a JSON object with a type and the time."""
+        payload = {"type": kind, **fields, "time": event_time(self._snapshot()["day"])}
+        return MessageRecord(0, store_now(), "user", json.dumps(payload, ensure_ascii=False), text=text)
 
     def messages(self, pending: list[MessageRecord]) -> list[dict[str, Any]]:
-        # The instructions (with the wrapper's function documentation appended) never change; the conversation follows
-        # in order; core memory and the status come last, in one system message. An edit to core memory therefore
-        # costs the server only this tail, not the whole conversation after it.
-        chat = [{"role": "system", "content": memory.prompt_text("system")}]
+        # Nothing comes after the newest message: whatever changes often would otherwise be re-read every turn, and
+        # a small model copies the text that sits right before its answer.
+        chat = [{"role": "system", "content": self.system_prompt()}]
         chat += [m.to_chat() for m in self.context]
         chat += [m.to_chat() for m in pending]
-        chat.append({"role": "system", "content": memory.render(self.record) + "\n\n" + self.status_text()})
         return chat
 
     def _first_message(self) -> bool:
@@ -260,7 +272,7 @@ class Agent:
             # Told once per filling: the alert is saved with this step, and cleared when a summary frees room.
             self.record.state["pressure_warned"] = True
             pending.append(
-                _event_message(
+                self._event(
                     "system_alert",
                     message=(
                         "Memory pressure: the context is over 75% full, and older messages will soon be summarised. "
@@ -306,11 +318,13 @@ class Agent:
                 message = self.store.add_message(
                     self.record.id,
                     "user",
-                    json.dumps({"type": "system_alert", "message": text, "time": event_time()}, ensure_ascii=False),
+                    self._event("system_alert", message=text).content,
                 )
                 self.record.context = [message.id] + [m.id for m in context[cut:]]
                 self.record.state["pressure_warned"] = False
                 self.record.state["summaries"] = int(self.record.state.get("summaries", 0)) + 1
+                # The prompt is rewritten from here on anyway, so this is when core memory is shown afresh.
+                self.record.state[SNAPSHOT_KEY] = self._take_snapshot()
                 self.store.save_agent(self.record)
         except BaseException:
             self.record = before
@@ -437,7 +451,7 @@ class Agent:
         warned = self.record.state.get("pressure_warned", False)
         try:
             grammar = self._reply_grammar() if only_reply else self.grammar
-            parsed, completion, tokens, attempts, _raw = self._complete(pending, grammar)
+            parsed, completion, tokens, attempts, raw = self._complete(pending, grammar)
         except BaseException:
             # A failed step leaves nothing behind, not even the alert flag set while fitting (summaries, which
             # commit on their own, may have reset it; a reset flag is harmless).
@@ -467,6 +481,9 @@ class Agent:
                 function_call = {
                     "name": name,
                     "arguments": raw_arguments if isinstance(raw_arguments, str) else json.dumps(raw_arguments),
+                    # What the model wrote: the wrapper writes it back word for word when it is this same call,
+                    # so the server's prompt cache still covers it on the next turn.
+                    "raw": raw,
                 }
                 reply_text = str(arguments.get("message", "")) if name == "send_message" else ""
                 assistant = self.store.add_message(
@@ -489,7 +506,11 @@ class Agent:
                     self.record.id,
                     "function",
                     json.dumps(
-                        {"status": "OK" if ok else "Failed", "message": result, "time": event_time()},
+                        {
+                            "status": "OK" if ok else "Failed",
+                            "message": result,
+                            "time": event_time(self._snapshot()["day"]),
+                        },
                         ensure_ascii=False,
                     ),
                     name=name,
@@ -584,7 +605,7 @@ class Agent:
                 only_reply = waiting or self._must_reply(result.steps, after_user=after_user)
                 if only_reply and not waiting:
                     heartbeat = "now answer the user with send_message"
-                pending = [_event_message("heartbeat", reason=heartbeat)]
+                pending = [self._event("heartbeat", reason=heartbeat)]
                 user_turn = False
         return result
 
@@ -618,16 +639,16 @@ class Agent:
 
     def user_message(self, text: str) -> TurnResult:
         """The user spoke: run steps until the agent waits for the user again."""
-        return self._turn(_event_message("user_message", text, message=text), after_user=True)
+        return self._turn(self._event("user_message", text, message=text), after_user=True)
 
     def heartbeat(self, reason: str = "the user asked you to continue") -> TurnResult:
-        return self._turn(_event_message("heartbeat", reason=reason), after_user=False)
+        return self._turn(self._event("heartbeat", reason=reason), after_user=False)
 
     def login(self) -> TurnResult:
         """The user arrived: the agent greets them (MemGPT's opening when the user does not speak first)."""
         last = self.record.state.get("last_login", "never")
         self.record.state["last_login"] = full_time()
-        return self._turn(_event_message("login", last_login=last), after_user=True)
+        return self._turn(self._event("login", last_login=last), after_user=True)
 
     # -- commands behind /memory, /dump, /pop, /retry, /rethink, /rewrite, /summarize -------------------------------
 
@@ -639,7 +660,7 @@ class Agent:
 
     def dump(self, n: int | None = None) -> list[dict[str, Any]]:
         messages = self.messages([])
-        return messages if n is None else messages[-n - 1 : -1] if n > 0 else []  # the status line is left out
+        return messages if n is None else messages[-n:] if n > 0 else []
 
     def pop(self, n: int = 1) -> int:
         """Undo: remove the last ``n`` messages from the context and from recall. Returns how many went."""

@@ -68,7 +68,7 @@ def append(agent: AgentRecord, name: str, content: str) -> str:
             f"shorten it with core_memory_replace, or save the detail with archival_memory_insert"
         )
     _set(agent, name, new)
-    return f"Added to {name}. It now has {len(new)}/{limit} characters."
+    return edited("Added to", name, new, limit)
 
 
 def replace(agent: AgentRecord, name: str, old_content: str, new_content: str) -> str:
@@ -83,12 +83,18 @@ def replace(agent: AgentRecord, name: str, old_content: str, new_content: str) -
     if len(new) > limit:
         raise FunctionError(f"the {name} block would have {len(new)} characters, over its limit of {limit}")
     _set(agent, name, new)
-    return f"Replaced in {name}. It now has {len(new)}/{limit} characters."
+    return edited("Replaced in", name, new, limit)
 
 
-def render(agent: AgentRecord) -> str:
-    """The core memory section of the system prompt. It changes only when the memory does (cache-friendly)."""
-    parts = ["### Core memory"]
+def edited(what: str, name: str, text: str, limit: int) -> str:
+    """An edit's result: the block's whole new text. The prompt shows core memory as it was at the last summary,
+    so this is where the model reads the block as it is now (and copies old_content from, for a replace)."""
+    return f"{what} {name}. It now reads ({len(text)}/{limit} characters):\n{text}"
+
+
+def render(agent: AgentRecord, heading: str = "### Core memory") -> str:
+    """Both blocks, each with its size against its limit, under ``heading``."""
+    parts = [heading]
     for name in BLOCKS:
         text, limit = block(agent, name)
         parts.append(f'<{name} characters="{len(text)}/{limit}">\n{text}\n</{name}>')
