@@ -51,6 +51,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 SUMMARY_MARKER = "Summary of "
 MAX_STRING_CHARS = 600
+"""The grammar's cap on any one string, whatever the budget: it stops a small model repeating itself for minutes."""
 
 
 @dataclass
@@ -166,8 +167,13 @@ class Agent:
             return server
         return wanted or server or DEFAULT_CONTEXT_WINDOW
 
-    def _grammar(self, schemas: list[dict[str, Any]]) -> tuple[Grammar | None, str | None]:
-        """The grammar for these functions, or None and the one sentence saying why grammar sampling is off."""
+    def _grammar(
+        self, schemas: list[dict[str, Any]], max_tokens: int | None = None
+    ) -> tuple[Grammar | None, str | None]:
+        """The grammar for these functions, or None and the one sentence saying why grammar sampling is off.
+
+        ``max_tokens`` is the completion's budget (the step's output cap unless given): the provider keeps every call
+        within it, so a cut-off answer is rare."""
         provider_name = getattr(self.wrapper, "grammar", None)
         accepted = set(self.backend.capabilities.grammar_formats)
         if not provider_name:
@@ -197,16 +203,16 @@ class Agent:
                 schemas,
                 format=formats[0],
                 inner_thoughts_in_params=getattr(self.wrapper, "inner_thoughts_in_params", True),
-                max_string_length=self._max_string_length(),
+                max_string_length=MAX_STRING_CHARS,
+                max_tokens=max_tokens or self.settings.max_tokens,
             )
+            return Grammar(format=formats[0], text=text, provider=provider_name), None
         except MemGPTError as exc:
             return None, f"grammar sampling is off: the {provider_name} grammar provider failed: {exc}"
-        return Grammar(format=formats[0], text=text, provider=provider_name), None
-
-    def _max_string_length(self) -> int:
-        """The grammar's cap on each string: two strings (thoughts and message) fit the output cap at ~3 characters
-        per token, and no string runs past MAX_STRING_CHARS, which stops a small model repeating itself for minutes."""
-        return max(64, min(MAX_STRING_CHARS, self.settings.max_tokens * 3 // 2))
+        except Exception as exc:  # a provider is third-party code: its bug must not end the turn
+            return None, (
+                f"grammar sampling is off: the {provider_name} grammar provider failed: {type(exc).__name__}: {exc}"
+            )
 
     # -- prompt ----------------------------------------------------------------------------------------------------
 
@@ -342,7 +348,7 @@ class Agent:
             return _fallback_summary(old)
         from memgpt_core.models import CompletionRequest
 
-        grammar, _ = self._grammar([SUMMARY_SCHEMA])
+        grammar, _ = self._grammar([SUMMARY_SCHEMA], max_tokens=self.settings.summary_max_tokens)
         request = CompletionRequest(
             prompt=prompt,
             max_tokens=self.settings.summary_max_tokens,
