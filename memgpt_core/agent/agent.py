@@ -167,13 +167,10 @@ class Agent:
             return server
         return wanted or server or DEFAULT_CONTEXT_WINDOW
 
-    def _grammar(
-        self, schemas: list[dict[str, Any]], max_tokens: int | None = None
-    ) -> tuple[Grammar | None, str | None]:
+    def _grammar(self, schemas: list[dict[str, Any]]) -> tuple[Grammar | None, str | None]:
         """The grammar for these functions, or None and the one sentence saying why grammar sampling is off.
 
-        ``max_tokens`` is the completion's budget (the step's output cap unless given): the provider keeps every call
-        within it, so a cut-off answer is rare."""
+        It is built for the step's output cap: the provider keeps every call within it, so a cut-off is rare."""
         provider_name = getattr(self.wrapper, "grammar", None)
         accepted = set(self.backend.capabilities.grammar_formats)
         if not provider_name:
@@ -204,7 +201,7 @@ class Agent:
                 format=formats[0],
                 inner_thoughts_in_params=getattr(self.wrapper, "inner_thoughts_in_params", True),
                 max_string_length=MAX_STRING_CHARS,
-                max_tokens=max_tokens or self.settings.max_tokens,
+                max_tokens=self.settings.max_tokens,
             )
             return Grammar(format=formats[0], text=text, provider=provider_name), None
         except MemGPTError as exc:
@@ -348,7 +345,9 @@ class Agent:
             return _fallback_summary(old)
         from memgpt_core.models import CompletionRequest
 
-        grammar, _ = self._grammar([SUMMARY_SCHEMA], max_tokens=self.settings.summary_max_tokens)
+        # Built for the step's budget, not summary_max_tokens: at 160 tokens each string's cap would be 46 characters,
+        # too short for a summary. A longer summary may be cut off; it then falls back to the plain one.
+        grammar, _ = self._grammar([SUMMARY_SCHEMA])
         request = CompletionRequest(
             prompt=prompt,
             max_tokens=self.settings.summary_max_tokens,
