@@ -5,7 +5,8 @@ unless ``--url`` names one), the same prompts are completed with the GBNF gramma
 interleaved so that both see the same machine load. A completion counts as a valid call when it is strict JSON naming
 a known function with every required argument of the declared type (``call_problem``); without the grammar, a
 lenient count (json-repair first, as the output repair would) is given too. Tokens per second come from the server's
-own ``timings``. Grammar build time is measured cold (cache cleared) and cached.
+own ``timings``. The grammar is built as the agent builds it: for a budget of ``n_predict`` tokens (the agent's
+``max_tokens``), strings at most 600 characters. Grammar build time is measured cold (cache cleared) and cached.
 
     .venv/bin/python benchmarks/bench_grammar.py --count 200
     .venv/bin/python benchmarks/bench_grammar.py --url http://127.0.0.1:8089 --count 40
@@ -26,6 +27,7 @@ from typing import Any
 
 import requests
 
+from memgpt_core.agent.agent import MAX_STRING_CHARS, AgentSettings
 from memgpt_core.agent.functions import SCHEMAS
 from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem
 
@@ -95,21 +97,25 @@ def lenient_problem(text: str) -> str | None:
     return call_problem(json.dumps(obj), FUNCTIONS)
 
 
-def build_times(rounds_cold: int = 30, rounds_cached: int = 5000) -> dict[str, float]:
+def build_grammar(fmt: str, n_predict: int, cap: int) -> str:
+    """The grammar the agent sends: every call fits in ``n_predict`` tokens, no string is longer than ``cap``."""
+    return FunctionCallGrammar().build(FUNCTIONS, format=fmt, max_string_length=cap, max_tokens=n_predict)
+
+
+def build_times(n_predict: int, cap: int, rounds_cold: int = 30, rounds_cached: int = 5000) -> dict[str, float]:
     """Median milliseconds to build the MemGPT function set's grammar: cold (cache cleared) and cached."""
     out: dict[str, float] = {}
-    provider = FunctionCallGrammar()
     for fmt in ("gbnf", "json_schema"):
         cold = []
         for _ in range(rounds_cold):
             FunctionCallGrammar._cache.clear()
             start = time.perf_counter()
-            provider.build(FUNCTIONS, format=fmt, max_string_length=400)
+            build_grammar(fmt, n_predict, cap)
             cold.append(time.perf_counter() - start)
         cached = []
         for _ in range(rounds_cached):
             start = time.perf_counter()
-            provider.build(FUNCTIONS, format=fmt, max_string_length=400)
+            build_grammar(fmt, n_predict, cap)
             cached.append(time.perf_counter() - start)
         out[f"{fmt}_cold_ms"] = statistics.median(cold) * 1000
         out[f"{fmt}_cached_ms"] = statistics.median(cached) * 1000
@@ -127,7 +133,7 @@ def complete(session: requests.Session, url: str, body: dict[str, Any]) -> dict[
 def run(
     url: str, count: int, n_predict: int, cap: int, workers: int, out: Path, minutes: float | None
 ) -> dict[str, Any]:
-    grammar = FunctionCallGrammar().build(FUNCTIONS, format="gbnf", max_string_length=cap)
+    grammar = build_grammar("gbnf", n_predict, cap)
     session = requests.Session()
     session.trust_env = False  # loopback traffic must never go through a proxy from the environment
     started = time.time()
@@ -157,6 +163,10 @@ def run(
             "problem": call_problem(text, FUNCTIONS),
             "lenient_problem": lenient_problem(text),
             "stop_type": result.get("stop_type"),
+            # llama-server versions report a cut-off at n_predict in different fields; any of them counts.
+            "cut_off": bool(
+                result.get("stop_type") == "limit" or result.get("stopped_limit") or result.get("truncated")
+            ),
             "predicted_n": result["timings"]["predicted_n"],
             "predicted_ms": result["timings"]["predicted_ms"],
         }
@@ -195,7 +205,8 @@ def summarize(rows: list[dict[str, Any]], wall: float) -> dict[str, Any]:
             "n": len(mine),
             "valid": sum(r["problem"] is None for r in mine),
             "valid_lenient": sum(r["lenient_problem"] is None for r in mine),
-            "cut_off": sum(r["stop_type"] == "limit" for r in mine),
+            "cut_off": sum(r["cut_off"] for r in mine),
+            "max_tokens": max((r["predicted_n"] for r in mine), default=0),
             "tokens": tokens,
             "tokens_per_s": tokens / (ms / 1000) if ms else 0.0,
             "mean_tokens": tokens / len(mine) if mine else 0.0,
@@ -220,9 +231,12 @@ def markdown(summary: dict[str, Any], build: dict[str, float], args: argparse.Na
             f"| cut off at n_predict={args.n_predict} | {g['cut_off']} | {f['cut_off']} |",
             f"| tokens generated (mean per completion) | {g['tokens']} ({g['mean_tokens']:.0f}) "
             f"| {f['tokens']} ({f['mean_tokens']:.0f}) |",
+            f"| longest completion, tokens | {g['max_tokens']} | {f['max_tokens']} |",
             f"| generation speed, tokens/s (server timings) | {g['tokens_per_s']:.2f} | {f['tokens_per_s']:.2f} |",
             "",
+            f"String caps under the grammar (characters per free string): {json.dumps(string_caps(args))}",
             f"Functions called under the grammar: {json.dumps(g['functions'], sort_keys=True)}",
+            f"With the grammar, what went wrong: {json.dumps(g['problems'], sort_keys=True)}",
             f"Without the grammar, what went wrong: {json.dumps(f['problems'], sort_keys=True)}",
             "",
         ]
@@ -238,6 +252,12 @@ def markdown(summary: dict[str, Any], build: dict[str, float], args: argparse.Na
     return "\n".join(lines)
 
 
+def string_caps(args: argparse.Namespace) -> dict[str, int]:
+    """Each function's string cap in the grammar the run used (read from the JSON Schema form of the same build)."""
+    schema = json.loads(build_grammar("json_schema", args.n_predict, args.cap))
+    return {o["title"]: o["properties"]["params"]["properties"]["inner_thoughts"]["maxLength"] for o in schema["anyOf"]}
+
+
 def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
@@ -246,8 +266,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="use this llama-server instead of starting one")
     parser.add_argument("--count", type=int, default=200, help="completions per mode (default 200)")
-    parser.add_argument("--n-predict", type=int, default=200)
-    parser.add_argument("--cap", type=int, default=200, help="max_string_length for the grammar (default 200)")
+    default_budget = AgentSettings().max_tokens
+    parser.add_argument(
+        "--n-predict",
+        type=int,
+        default=default_budget,
+        help=f"tokens per completion, and the grammar's budget (default {default_budget}, the agent's max_tokens)",
+    )
+    parser.add_argument(
+        "--cap",
+        type=int,
+        default=MAX_STRING_CHARS,
+        help=f"max_string_length for the grammar (default {MAX_STRING_CHARS}, as the agent)",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="llama-server threads (default 1: on a shared 2-core machine, faster)"
     )
@@ -257,7 +288,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "grammar.jsonl")
     args = parser.parse_args()
 
-    build = build_times()
+    build = build_times(args.n_predict, args.cap)
     summary: dict[str, Any] = {}
     if not args.build_only:
         args.out.parent.mkdir(parents=True, exist_ok=True)

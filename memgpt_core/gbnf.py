@@ -2,8 +2,9 @@
 
 Supported: ``type`` (one or a list) string, integer, number, boolean, null, array (``items``, ``minItems``,
 ``maxItems``), object (``properties``, ``required``; or ``additionalProperties`` as a value schema), ``enum``,
-``const``, ``anyOf``/``oneOf``, ``minLength``/``maxLength`` on strings, ``minimum >= 0`` on integers, and an empty
-schema (any JSON value). Anything else raises :class:`GrammarError` naming where it was found.
+``const``, ``anyOf``/``oneOf``, ``minLength``/``maxLength`` on strings, ``minimum >= 0`` on integers (no minus
+sign; ``minimum >= 1`` also no zero) and with it ``maximum`` as a bound on the number of digits, and an empty schema
+(any JSON value). Anything else raises :class:`GrammarError` naming where it was found.
 
 Two limits of llama.cpp's grammar parser shape the output (``src/llama-grammar.cpp``): a bound ``x{m,n}`` above
 2000 is silently read as unbounded, and the product of the bounds of all repetitions in one sequence must stay
@@ -225,12 +226,22 @@ class Converter:
 
     def _integer(self, schema: dict[str, Any], name: str, where: str) -> str:
         minimum = schema.get("minimum")
-        if isinstance(minimum, (int, float)) and not isinstance(minimum, bool):
-            if minimum >= 1:
-                return self.primitive("positive-digits")
-            if minimum >= 0:
-                return self.primitive("digits")
-        return self.primitive("integer")
+        if not _is_number(minimum) or minimum < 0:
+            return self.primitive("integer")  # a maximum alone bounds nothing: a minus sign allows any length
+        positive = minimum >= 1
+        maximum = schema.get("maximum")
+        if not _is_number(maximum):
+            return self.primitive("positive-digits" if positive else "digits")
+        if maximum < minimum:
+            raise GrammarError(f"{where}: maximum {maximum} is below minimum {minimum}")
+        # GBNF cannot say "at most 360" short of spelling out every number, so the bound is on digits: up to 999
+        # here. The function still checks the range and tells the model when it is out.
+        more = len(str(int(maximum))) - 1
+        if positive:
+            body = "[1-9]" if more == 0 else f"[1-9] [0-9]{{0,{more}}}"
+            return self.add(f"positive-digits-{more + 1}", body)
+        body = "[0-9]" if more == 0 else f'"0" | [1-9] [0-9]{{0,{more}}}'
+        return self.add(f"digits-{more + 1}", body)
 
     def _number(self, schema: dict[str, Any], name: str, where: str) -> str:
         return self.primitive("number")
@@ -296,6 +307,10 @@ class Converter:
             starts.append("")  # nothing is required: the empty object is allowed too
         body = starts[0] if len(starts) == 1 else "( " + " | ".join(s if s else '""' for s in starts) + " )"
         return self.add(name, f'"{{" {ws} {body} "}}"')
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _nonneg_int(value: Any, key: str, where: str) -> int:

@@ -423,6 +423,12 @@ class GrammarConformance:
             else:
                 assert "root" in text and "::=" in text, "a GBNF grammar defines a root rule"
 
+    def test_takes_a_string_cap_and_a_token_budget(self, provider: GrammarProvider) -> None:
+        # The agent always passes both: a provider whose build() does not take them gets no grammar at all.
+        for fmt in sorted(self.grammar_class.formats):
+            text = provider.build(list(SAMPLE_FUNCTIONS), format=fmt, max_string_length=600, max_tokens=256)
+            assert isinstance(text, str) and text.strip()
+
 
 __all__ = [
     "HEAVY_MODULES",

@@ -149,6 +149,93 @@ def walk(node: Any):
             yield from walk(value)
 
 
+def string_caps(provider: FunctionCallGrammar, functions: list[dict[str, Any]], **options: Any) -> dict[str, int]:
+    """Each function's cap on its strings, read from the JSON Schema form (inner_thoughts is always a free string)."""
+    schema = json.loads(provider.build(functions, format="json_schema", **options))
+    options_ = schema.get("anyOf", [schema])
+    return {o["title"]: o["properties"]["params"]["properties"]["inner_thoughts"]["maxLength"] for o in options_}
+
+
+def test_caps_shrink_with_the_token_budget(provider):
+    small, large = (string_caps(provider, MEMGPT, max_tokens=n) for n in (256, 1024))
+    assert all(small[name] < large[name] for name in small), (small, large)
+
+
+def test_a_function_with_more_strings_gets_shorter_ones(provider):
+    caps = string_caps(provider, MEMGPT, max_tokens=512)
+    # thoughts + message, thoughts + content, thoughts + old and new content: two, two and three strings.
+    assert caps["send_message"] > caps["core_memory_append"] > caps["core_memory_replace"]
+    schema = json.loads(provider.build(MEMGPT, format="json_schema", max_tokens=512))
+    replace = next(o for o in schema["anyOf"] if o["title"] == "core_memory_replace")["properties"]["params"]
+    assert {replace["properties"][k]["maxLength"] for k in ("old_content", "new_content")} == {
+        caps["core_memory_replace"]
+    }
+
+
+def test_the_budget_never_lifts_a_string_above_max_string_length(provider):
+    caps = string_caps(provider, MEMGPT, max_tokens=100_000, max_string_length=300)
+    assert set(caps.values()) == {300}
+
+
+def test_a_tiny_budget_still_leaves_room_for_a_short_string(provider):
+    from memgpt_core.default_plugins.grammars import MIN_STRING_CAP
+
+    assert set(string_caps(provider, MEMGPT, max_tokens=20).values()) == {MIN_STRING_CAP}
+
+
+def test_the_budget_is_part_of_the_cache_key(provider):
+    first = provider.build(MEMGPT, format="gbnf", max_tokens=256)
+    assert provider.build(MEMGPT, format="gbnf", max_tokens=512) != first
+    assert provider.build(MEMGPT, format="gbnf", max_tokens=256) is first
+    assert len(FunctionCallGrammar._cache) == 2
+
+
+@pytest.mark.parametrize("option", ["max_tokens", "max_string_length"])
+@pytest.mark.parametrize("value", [0, -5, 2.5, True, "512"])
+def test_a_limit_that_is_not_a_whole_number_of_at_least_one_is_refused(provider, option, value):
+    with pytest.raises(GrammarError, match=f"{option} must be a whole number of at least 1"):
+        provider.build(MEMGPT, format="gbnf", **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("schema", "rule"),
+    [
+        ({"type": "integer", "minimum": 1, "maximum": 360}, "[1-9] [0-9]{0,2}"),
+        ({"type": "integer", "minimum": 0, "maximum": 9}, "[0-9]"),
+        ({"type": "integer", "minimum": 0, "maximum": 1000}, '"0" | [1-9] [0-9]{0,3}'),
+        ({"type": "integer", "minimum": 1}, "[1-9] [0-9]{0,15}"),
+    ],
+)
+def test_an_integer_maximum_bounds_its_digits(schema, rule):
+    grammar = rules(schema_to_gbnf(schema))
+    assert grammar[grammar["root"]] == rule
+
+
+def test_a_maximum_without_a_non_negative_minimum_bounds_nothing():
+    # A minus sign lets a number be any length below zero, so the digits are not bounded.
+    assert rules(schema_to_gbnf({"type": "integer", "maximum": 5}))["root"] == "integer"
+
+
+def test_a_maximum_below_the_minimum_is_explained():
+    with pytest.raises(GrammarError, match="maximum 0 is below minimum 1"):
+        schema_to_gbnf({"type": "integer", "minimum": 1, "maximum": 0})
+
+
+def test_the_agents_pages_and_minutes_keep_their_range_in_both_forms(provider):
+    from memgpt_core.agent.functions import SCHEMAS
+
+    schema = json.loads(provider.build(SCHEMAS, format="json_schema", max_tokens=512, max_string_length=600))
+    params = {o["title"]: o["properties"]["params"]["properties"] for o in schema["anyOf"]}
+    assert params["pause_heartbeats"]["minutes"] == {"type": "integer", "minimum": 1, "maximum": 360}
+    assert params["conversation_search"]["page"] == {"type": "integer", "minimum": 1}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call("archival_memory_search", query="q", page=-1, request_heartbeat=False), schema)
+    grammar = rules(provider.build(SCHEMAS, format="gbnf", max_tokens=512, max_string_length=600))
+    assert '"\\"minutes\\"" ws ":" ws positive-digits-3 ws' in grammar["pause-heartbeats-params"]
+    assert grammar["positive-digits-3"] == "[1-9] [0-9]{0,2}"  # 1 to 999: the function refuses 361 and above
+    assert '"\\"page\\"" ws ":" ws positive-digits ws' in grammar["conversation-search-params"]
+
+
 def test_a_cap_above_llama_cpps_repetition_limit_is_built_from_chunks():
     grammar = rules(schema_to_gbnf({"type": "string", "maxLength": 2500}))
     # llama.cpp reads a bound above 2000 as "no bound", so 2500 is written as 2 chunks of 1000 and up to 500 more.

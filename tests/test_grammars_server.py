@@ -184,6 +184,45 @@ def test_any_text_written_as_json_is_accepted(validator, grammar, thoughts, cont
     assert validator.accepts(grammar, sample), sample
 
 
+@pytest.fixture(scope="module")
+def agent_grammar() -> str:
+    """The grammar the agent sends with its own functions, built as the agent builds it."""
+    return FunctionCallGrammar().build(AGENT, format="gbnf", max_string_length=600, max_tokens=512)
+
+
+@pytest.mark.parametrize(
+    ("page", "ok"), [("1", True), ("12", True), ("-1", False), ("0", False), ("01", False), ("1.5", False)]
+)
+def test_the_agents_page_starts_at_one(validator, agent_grammar, page, ok):
+    sample = text("archival_memory_search", IT, '"query": "tea"', f'"page": {page}', '"request_heartbeat": false')
+    assert validator.accepts(agent_grammar, sample) is ok
+
+
+@pytest.mark.parametrize(("minutes", "ok"), [("1", True), ("360", True), ("999", True), ("1000", False), ("0", False)])
+def test_the_agents_minutes_are_bounded_to_three_digits(validator, agent_grammar, minutes, ok):
+    # The grammar bounds the digits, not the range: 361 to 999 pass it, and pause_heartbeats refuses them.
+    assert validator.accepts(agent_grammar, text("pause_heartbeats", IT, f'"minutes": {minutes}')) is ok
+
+
+def test_each_function_gets_its_own_cap_from_the_budget(validator, agent_grammar):
+    json_form = json.loads(
+        FunctionCallGrammar().build(AGENT, format="json_schema", max_string_length=600, max_tokens=512)
+    )
+    caps = {
+        o["title"]: o["properties"]["params"]["properties"]["inner_thoughts"]["maxLength"] for o in json_form["anyOf"]
+    }
+    for function, pairs in (
+        ("send_message", ['"message": "%s"']),
+        ("conversation_search_date", ['"start_date": "%s"', '"end_date": "%s"', HB]),
+    ):
+        cap = caps[function]
+        for length, ok in ((cap, True), (cap + 1, False)):
+            filled = [p % ("d" * length) if "%s" in p else p for p in pairs]
+            sample = text(function, '"inner_thoughts": "%s"' % ("t" * length), *filled)
+            assert validator.accepts(agent_grammar, sample) is ok, (function, length)
+    assert caps["conversation_search_date"] < caps["send_message"]
+
+
 def test_the_cap_above_llama_cpps_repetition_limit_is_exact(validator):
     grammar = FunctionCallGrammar().build(MEMGPT[:1], format="gbnf", max_string_length=2500)
     for length, ok in ((0, True), (999, True), (1000, True), (1999, True), (2000, True), (2500, True), (2501, False)):
@@ -252,11 +291,17 @@ SAMPLE_PROMPTS = [
     "What did we talk about last week? Search our conversation for 'holiday'.",
     "Save this fact for the long term: the spare key is under the blue pot.",
 ]
-SAMPLE_CAP = 48
+SAMPLE_BUDGET = 150
 
 
-def test_fixed_seed_samples_at_temperature_one_are_all_valid_calls(llama_server, validator):
-    grammar = FunctionCallGrammar().build(MEMGPT, format="gbnf", max_string_length=SAMPLE_CAP)
+def cut_off(result: dict[str, Any]) -> bool:
+    """Whether llama-server stopped at n_predict, in any of the ways its versions report it."""
+    return bool(result.get("stop_type") == "limit" or result.get("stopped_limit") or result.get("truncated"))
+
+
+def test_fixed_seed_samples_at_temperature_one_are_all_whole_valid_calls(llama_server, validator):
+    # Built for the same budget the samples get, as the agent builds it: no call may run into the limit.
+    grammar = FunctionCallGrammar().build(MEMGPT, format="gbnf", max_string_length=600, max_tokens=SAMPLE_BUDGET)
     jobs = [(prompt, seed) for seed in (11, 12) for prompt in SAMPLE_PROMPTS]
 
     def sample(job: tuple[str, int]) -> dict[str, Any]:
@@ -265,7 +310,7 @@ def test_fixed_seed_samples_at_temperature_one_are_all_valid_calls(llama_server,
             llama_server.url,
             prompt=chatml(MEMGPT, prompt),
             grammar=grammar,
-            n_predict=150,
+            n_predict=SAMPLE_BUDGET,
             temperature=1.0,
             seed=seed,
             cache_prompt=True,
@@ -273,10 +318,14 @@ def test_fixed_seed_samples_at_temperature_one_are_all_valid_calls(llama_server,
         assert response.status_code == 200, response.text[:300]
         return response.json()
 
+    # So that "not cut off" below means something: a completion that does run into its limit is seen as one.
+    short = complete(llama_server.url, prompt=chatml(MEMGPT, SAMPLE_PROMPTS[0]), grammar=grammar, n_predict=3, seed=1)
+    assert cut_off(short.json()), short.json()
     with ThreadPoolExecutor(max_workers=max(1, min(4, llama_server.total_slots))) as pool:
         results = list(pool.map(sample, jobs))
     for (prompt, seed), result in zip(jobs, results, strict=True):
         content = result["content"]
+        assert not cut_off(result), (prompt, seed, result["tokens_predicted"], content)
         assert call_problem(content, MEMGPT) is None, (prompt, seed, content)
         # What the server produced under the grammar is a string llama.cpp's own validator accepts in full.
         assert validator.accepts(grammar, content), content

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from memgpt_core import plugins
+from memgpt_core.agent.testing import GrammarScriptedBackend, call_text, make_agent
 from memgpt_core.backend import Backend
 from memgpt_core.cli import cli
 from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError
@@ -64,13 +65,40 @@ GRAMMAR_PLUGIN = """
         def __init__(self):
             self.built = 0
 
-        def build(self, functions, *, format, inner_thoughts_in_params=True, max_string_length=None):
+        def build(
+            self, functions, *, format, inner_thoughts_in_params=True, max_string_length=None, max_tokens=None
+        ):
             self.built += 1
             return 'root ::= "yes" | "no"'
 
     @hookimpl
     def register_grammars(register):
         register(YesNo)
+"""
+
+BUGGY_GRAMMAR_PLUGIN = """
+    from memgpt_core import hookimpl
+    from memgpt_core.grammar import GrammarProvider
+    from memgpt_wrappers_chatml.wrappers import ChatMLGrammarWrapper
+
+    class Buggy(GrammarProvider):
+        name = "buggy"
+        formats = frozenset({"gbnf"})
+
+        def build(self, functions, *, format, inner_thoughts_in_params=True, max_string_length=None, max_tokens=None):
+            return functions[0]["parameters"]["no-such-key"]
+
+    class BuggyWrapper(ChatMLGrammarWrapper):
+        name = "chatml-buggy"
+        grammar = "buggy"
+
+    @hookimpl
+    def register_grammars(register):
+        register(Buggy)
+
+    @hookimpl
+    def register_wrappers(register):
+        register(BuggyWrapper)
 """
 
 COMMAND_PLUGIN = """
@@ -148,6 +176,16 @@ def test_register_grammars_hook_gives_one_shared_provider(site) -> None:
     assert provider.built == 1
     assert "yes-no" in plugins.get_grammars()
     assert "function-call" in plugins.get_grammars(), "the built-in provider registers through the same hook"
+
+
+def test_a_grammar_provider_that_raises_turns_grammar_sampling_off_instead_of_ending_the_turn(site, store) -> None:
+    site("memgpt-buggy", BUGGY_GRAMMAR_PLUGIN)
+    backend = GrammarScriptedBackend([call_text("send_message", "greet", message="Hello!")])
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-buggy"))
+    assert agent.grammar is None
+    assert agent.grammar_note == "grammar sampling is off: the buggy grammar provider failed: KeyError: 'no-such-key'"
+    assert agent.user_message("hi").replies == ["Hello!"]
+    assert backend.requests[0].grammar is None
 
 
 def test_register_commands_hook_adds_a_working_command(site) -> None:

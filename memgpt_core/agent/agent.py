@@ -52,6 +52,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 SUMMARY_MARKER = "Summary of "
 MAX_STRING_CHARS = 600
+"""The grammar's cap on any one string, whatever the budget: it stops a small model repeating itself for minutes."""
 SNAPSHOT_KEY = "memory_snapshot"
 
 
@@ -164,7 +165,9 @@ class Agent:
         return wanted or server or DEFAULT_CONTEXT_WINDOW
 
     def _grammar(self, schemas: list[dict[str, Any]]) -> tuple[Grammar | None, str | None]:
-        """The grammar for these functions, or None and the one sentence saying why grammar sampling is off."""
+        """The grammar for these functions, or None and the one sentence saying why grammar sampling is off.
+
+        It is built for the step's output cap: the provider keeps every call within it, so a cut-off is rare."""
         provider_name = getattr(self.wrapper, "grammar", None)
         accepted = set(self.backend.capabilities.grammar_formats)
         if not provider_name:
@@ -194,16 +197,16 @@ class Agent:
                 schemas,
                 format=formats[0],
                 inner_thoughts_in_params=getattr(self.wrapper, "inner_thoughts_in_params", True),
-                max_string_length=self._max_string_length(),
+                max_string_length=MAX_STRING_CHARS,
+                max_tokens=self.settings.max_tokens,
             )
+            return Grammar(format=formats[0], text=text, provider=provider_name), None
         except MemGPTError as exc:
             return None, f"grammar sampling is off: the {provider_name} grammar provider failed: {exc}"
-        return Grammar(format=formats[0], text=text, provider=provider_name), None
-
-    def _max_string_length(self) -> int:
-        """The grammar's cap on each string: two strings (thoughts and message) fit the output cap at ~3 characters
-        per token, and no string runs past MAX_STRING_CHARS, which stops a small model repeating itself for minutes."""
-        return max(64, min(MAX_STRING_CHARS, self.settings.max_tokens * 3 // 2))
+        except Exception as exc:  # a provider is third-party code: its bug must not end the turn
+            return None, (
+                f"grammar sampling is off: the {provider_name} grammar provider failed: {type(exc).__name__}: {exc}"
+            )
 
     # -- prompt ----------------------------------------------------------------------------------------------------
 
@@ -356,6 +359,8 @@ class Agent:
             return _fallback_summary(old)
         from memgpt_core.models import CompletionRequest
 
+        # Built for the step's budget, not summary_max_tokens: at 160 tokens each string's cap would be 46 characters,
+        # too short for a summary. A longer summary may be cut off; it then falls back to the plain one.
         grammar, _ = self._grammar([SUMMARY_SCHEMA])
         request = CompletionRequest(
             prompt=prompt,

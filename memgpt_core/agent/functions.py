@@ -21,7 +21,8 @@ _HEARTBEAT = {
     "description": "true to act again right after this.",
 }
 _BLOCK = {"type": "string", "enum": ["persona", "human"], "description": "The block."}
-_PAGE = {"type": "integer", "description": "Result page, from 1."}
+# minimum and maximum also bound what a grammar admits: no "page": -1, at most three digits of minutes.
+_PAGE = {"type": "integer", "minimum": 1, "description": "Result page, from 1."}
 
 
 def _schema(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -42,7 +43,7 @@ SCHEMAS: list[dict[str, Any]] = [
     _schema(
         "pause_heartbeats",
         "Stop timed heartbeats for a while. It does not answer the user.",
-        {"minutes": {"type": "integer", "description": "Minutes, 1 to 360."}},
+        {"minutes": {"type": "integer", "minimum": 1, "maximum": 360, "description": "Minutes, 1 to 360."}},
         ["minutes"],
     ),
     _schema(

@@ -377,6 +377,7 @@ def _parse_rate(
     """Run ``samples`` agent-style generations through the wrapper and count the answers it can read as a call."""
     from memgpt_core import plugins
     from memgpt_core.agent import functions
+    from memgpt_core.agent.agent import MAX_STRING_CHARS
     from memgpt_core.errors import BackendError, MemGPTError, ParseError
     from memgpt_core.models import CompletionRequest, Grammar
 
@@ -398,8 +399,9 @@ def _parse_rate(
                     schemas,
                     format=fmt,
                     inner_thoughts_in_params=getattr(wrapper, "inner_thoughts_in_params", True),
-                    # About one character per token of the cap for each string, so a whole call fits the cap.
-                    max_string_length=max(48, max_tokens),
+                    # As the agent builds it: each call fits the samples' output cap.
+                    max_string_length=MAX_STRING_CHARS,
+                    max_tokens=max_tokens,
                 )
                 grammar = Grammar(format=fmt, text=text, provider=provider_name)
         except MemGPTError as exc:
