@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,20 @@ def test_slash_summarize_summarises_on_demand(store, wrapper):
         agent.user_message(f"turn {i}")
     assert agent.summarize() is True
     assert len(agent.context) == 3 and agent._is_summary(agent.context[0])
+
+
+def test_the_summary_grammar_is_built_for_the_summary_cap_so_it_closes_in_time(store):
+    from memgpt_core import plugins
+    from memgpt_core.agent.testing import GrammarScriptedBackend
+
+    backend = GrammarScriptedBackend(default=answer)
+    agent = make_agent(store, backend, plugins.get_wrapper("chatml-grammar"), summary_max_tokens=300)
+    agent.user_message(LONG)
+    agent.user_message("and more")
+    assert agent.summarize()
+    ask = next(r for r in backend.requests if "Summarise" in r.prompt)
+    step = backend.requests[0]
+    caps = {int(n) for n in re.findall(r"string-char\{0,(\d+)\}", ask.grammar.text)}
+    step_caps = {int(n) for n in re.findall(r"string-char\{0,(\d+)\}", step.grammar.text)}
+    # Its strings fit the summary's own cap (one token per character at worst), not the step's larger one.
+    assert ask.max_tokens == 300 and caps and max(caps) * 2 < 300 < max(step_caps) * 2

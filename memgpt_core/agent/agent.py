@@ -77,7 +77,8 @@ class AgentSettings:
     """An unreadable output is sampled again this many times before the user is told."""
     keep_last: int = 4
     """Messages kept word for word when older ones are summarised."""
-    summary_max_tokens: int = 160
+    summary_max_tokens: int = 384
+    """The summary's output cap, and the budget its grammar is built for (about 150 characters of summary)."""
     reply_heartbeat: bool = True
     """Any function right after a user message gets a heartbeat, so every user message leads to a reply. Searches
     get one regardless of this setting."""
@@ -164,10 +165,13 @@ class Agent:
             return server
         return wanted or server or DEFAULT_CONTEXT_WINDOW
 
-    def _grammar(self, schemas: list[dict[str, Any]]) -> tuple[Grammar | None, str | None]:
+    def _grammar(
+        self, schemas: list[dict[str, Any]], max_tokens: int | None = None
+    ) -> tuple[Grammar | None, str | None]:
         """The grammar for these functions, or None and the one sentence saying why grammar sampling is off.
 
-        It is built for the step's output cap: the provider keeps every call within it, so a cut-off is rare."""
+        It is built for the output cap (the step's unless given): the provider keeps every call within it, so a
+        cut-off is rare."""
         provider_name = getattr(self.wrapper, "grammar", None)
         accepted = set(self.backend.capabilities.grammar_formats)
         if not provider_name:
@@ -198,7 +202,7 @@ class Agent:
                 format=formats[0],
                 inner_thoughts_in_params=getattr(self.wrapper, "inner_thoughts_in_params", True),
                 max_string_length=MAX_STRING_CHARS,
-                max_tokens=self.settings.max_tokens,
+                max_tokens=max_tokens or self.settings.max_tokens,
             )
             return Grammar(format=formats[0], text=text, provider=provider_name), None
         except MemGPTError as exc:
@@ -359,9 +363,8 @@ class Agent:
             return _fallback_summary(old)
         from memgpt_core.models import CompletionRequest
 
-        # Built for the step's budget, not summary_max_tokens: at 160 tokens each string's cap would be 46 characters,
-        # too short for a summary. A longer summary may be cut off; it then falls back to the plain one.
-        grammar, _ = self._grammar([SUMMARY_SCHEMA])
+        # Built for the summary's own cap, so that the summary closes before the cap cuts it off.
+        grammar, _ = self._grammar([SUMMARY_SCHEMA], self.settings.summary_max_tokens)
         request = CompletionRequest(
             prompt=prompt,
             max_tokens=self.settings.summary_max_tokens,
