@@ -286,6 +286,16 @@ def test_an_answer_is_written_back_as_the_model_wrote_it_unless_it_changed(store
     assert odd not in backend.requests[3].prompt and "Hi, friend!" in backend.requests[3].prompt
 
 
+def test_a_delivered_message_needs_no_result_in_the_prompt_but_a_failed_one_shows_its_error(store, wrapper):
+    backend = ScriptedBackend([REPLY, call_text("send_message", message="  "), REPLY, REPLY])
+    agent = make_agent(store, backend, wrapper)
+    agent.user_message("hello")
+    agent.user_message("again")
+    assert "Result of send_message" not in backend.requests[1].prompt  # "OK" says nothing the call does not
+    assert "Result of send_message" in backend.requests[2].prompt and "message is empty" in backend.requests[2].prompt
+    assert [m.name for m in agent.context if m.role == "function"] == ["send_message"] * 3  # all still stored
+
+
 def test_a_summary_retakes_the_core_memory_snapshot(store, wrapper):
     backend = ScriptedBackend(
         [

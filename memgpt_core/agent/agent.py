@@ -246,8 +246,7 @@ class Agent:
         # Nothing comes after the newest message: whatever changes often would otherwise be re-read every turn, and
         # a small model copies the text that sits right before its answer.
         chat = [{"role": "system", "content": self.system_prompt()}]
-        chat += [m.to_chat() for m in self.context]
-        chat += [m.to_chat() for m in pending]
+        chat += [m.to_chat() for m in (*self.context, *pending) if not _delivered(m)]
         return chat
 
     def _first_message(self) -> bool:
@@ -728,6 +727,16 @@ class Agent:
     def summarize(self) -> bool:
         """Summarise now, keeping the last few messages. False if there is nothing old enough."""
         return self._summarise(self.settings.keep_last)
+
+
+def _delivered(message: MessageRecord) -> bool:
+    """A send_message that worked: its result says nothing the call does not, so the prompt leaves it out (it stays
+    stored). A failed one stays in, with its error."""
+    return (
+        message.role == "function"
+        and message.name == "send_message"
+        and (message.content or "").startswith('{"status": "OK"')
+    )
 
 
 def _arguments(parsed: dict[str, Any]) -> dict[str, Any]:
