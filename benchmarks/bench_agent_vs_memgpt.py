@@ -7,7 +7,9 @@ every completion. Then, for each tool and each run, a fresh agent hears the 10 s
 benchmarks/peer/messages.json, one user turn each.
 
 - pymemgpt runs in its own virtualenv (benchmarks/peer/setup.sh), driven by benchmarks/peer/drive_pymemgpt.py.
-- ours runs one ``memgpt send --agent NAME --json`` process per message, with a fresh ``MEMGPT_HOME`` per run.
+- ``ours-run`` holds one agent session for all the messages, as ``memgpt run`` does (benchmarks/peer/drive_ours.py),
+  which is how the pymemgpt driver holds its agent; ``ours`` runs one ``memgpt send --agent NAME --json`` process per
+  message, so its seconds include a process start each turn. Both get a fresh ``MEMGPT_HOME`` per run.
 
 A turn fails when no reply reached the user: an exception or error, no successful ``send_message``, the step cap, or
 the per-turn time limit. Rows go to ``--out`` as JSON lines; the summary table is printed as Markdown.
@@ -115,6 +117,39 @@ def agent_version() -> str:
     except OSError:
         return "unknown"
     return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_ours_in_process(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
+    """One process for all 10 messages, as `memgpt run` holds the agent (benchmarks/peer/drive_ours.py)."""
+    home = SCRATCH / "homes" / f"ours-run-run{run}-{int(time.time())}"
+    home.mkdir(parents=True, exist_ok=True)
+    env = loopback_env()
+    env["MEMGPT_HOME"] = str(home)
+    env["BENCH_AGENT_VERSION"] = agent_version()
+    log = SCRATCH / "logs" / f"ours-run-run{run}-{int(time.time())}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "python"),
+        str(PEER_DIR / "drive_ours.py"),
+        "--proxy",
+        proxy.url,
+        "--wrapper",
+        args.our_wrapper,
+        "--ctx",
+        str(args.ctx),
+        "--messages",
+        str(MESSAGES),
+        "--run",
+        str(run),
+        "--out",
+        str(out),
+        "--turn-timeout",
+        str(args.turn_timeout),
+    ]
+    with open(log, "w") as fh:
+        subprocess.run(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=args.turn_timeout * 12 + 300, check=False
+        )
 
 
 def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
@@ -303,7 +338,10 @@ def diagnose(rows: list[dict], tools: list[str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--tools", default="pymemgpt-0.3.25,ours", help="comma-separated: pymemgpt-0.3.25, pymemgpt-0.2.11, ours"
+        "--tools",
+        default="pymemgpt-0.3.25,ours-run,ours",
+        help="comma-separated: pymemgpt-0.3.25, pymemgpt-0.2.11, ours-run (one process, as `memgpt run`), "
+        "ours (one `memgpt send` per message)",
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ctx", type=int, default=8192)
@@ -338,6 +376,8 @@ def main() -> int:
                     print(f"== {tool} run {run}", file=sys.stderr, flush=True)
                     if tool == "ours":
                         run_ours(run, proxy, out, args)
+                    elif tool == "ours-run":
+                        run_ours_in_process(run, proxy, out, args)
                     else:
                         run_peer(tool, run, proxy.url, out, args)
                     # No state may leak from one run to the next through the server's prompt cache.

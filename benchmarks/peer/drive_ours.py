@@ -1,0 +1,137 @@
+"""Drive our agent through the scripted user turns in one process, as `memgpt run` holds it between messages.
+
+The counterpart of drive_pymemgpt.py: one session (``open_session``, what ``memgpt run`` opens), then
+``Agent.user_message`` per scripted message, timed per turn, with the same turn timeout (SIGALRM) and the same row
+format, including the proxy's records of what the server evaluated. The agent's own heartbeat cap bounds the steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+NOT_MEMORY = {"send_message", "pause_heartbeats"}
+
+
+class TurnTimeout(Exception):
+    """The turn ran past --turn-timeout."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise TurnTimeout()
+
+
+def proxy_count(proxy: str) -> int:
+    with urllib.request.urlopen(f"{proxy}/__proxy/count", timeout=10) as resp:
+        return int(json.loads(resp.read())["count"])
+
+
+def proxy_records(proxy: str, since: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{proxy}/__proxy/records?since={since}", timeout=10) as resp:
+        return list(json.loads(resp.read()))
+
+
+def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each function call with whether it returned OK (a send_message is OK when its message was shown)."""
+    calls: list[dict[str, Any]] = []
+    for event in events:
+        if event["type"] == "function_call":
+            calls.append({"name": event.get("name"), "arguments": event.get("arguments"), "ok": None})
+        elif event["type"] == "function_return" and calls:
+            calls[-1]["ok"] = bool(event.get("ok"))
+        elif event["type"] == "assistant_message" and calls and calls[-1]["name"] == "send_message":
+            calls[-1]["ok"] = True
+    return calls
+
+
+def run(args: argparse.Namespace) -> int:
+    from memgpt_core.agent.session import SessionOptions, open_session
+
+    version = os.environ.get("BENCH_AGENT_VERSION", "unknown")
+    messages = json.loads(Path(args.messages).read_text())
+    events: list[dict[str, Any]] = []
+    options = SessionOptions(
+        agent=f"bench{args.run}",
+        backend="llamacpp",
+        endpoint=args.proxy,
+        wrapper=args.wrapper,
+        context_window=args.ctx,
+    )
+    signal.signal(signal.SIGALRM, _alarm)
+    with open_session(options, on_event=lambda event: events.append(event.to_json())) as session:
+        for turn, text in enumerate(messages, start=1):
+            start_index = proxy_count(args.proxy)
+            events.clear()
+            reason = error = None
+            started = time.monotonic()
+            signal.alarm(int(args.turn_timeout))
+            try:
+                result = session.agent.user_message(text)
+            except TurnTimeout:
+                reason = "turn timeout"
+            except Exception as exc:  # what `memgpt run` prints as an error before the next prompt
+                reason, error = "exception", f"{type(exc).__name__}: {exc}"[:500]
+                traceback.print_exc()
+            finally:
+                signal.alarm(0)
+            seconds = time.monotonic() - started
+            calls = calls_in(events)
+            replies = [e.get("text") for e in events if e["type"] == "assistant_message"]
+            if reason is None and not replies:
+                reason = "no reply"
+            records = proxy_records(args.proxy, start_index)
+            row = {
+                "tool": args.tool,
+                "version": version,
+                "wrapper": args.wrapper,
+                "run": args.run,
+                "turn": turn,
+                "failed": reason is not None,
+                "reason": reason,
+                "error": error,
+                "seconds": round(seconds, 3),
+                "load1": os.getloadavg()[0],
+                "steps": len(result.steps) if reason is None else None,
+                "calls": calls,
+                "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
+                "memory_calls_ok": sum(1 for c in calls if c["name"] not in NOT_MEMORY and c["ok"]),
+                "prompt_n": sum(int(r.get("prompt_n") or 0) for r in records),
+                "predicted_n": sum(int(r.get("predicted_n") or 0) for r in records),
+                "requests": len(records),
+                "records": records,
+                "replies": replies,
+            }
+            with open(args.out, "a", encoding="utf-8") as out:
+                out.write(json.dumps(row) + "\n")
+            print(
+                f"[{args.tool} run {args.run} turn {turn}] failed={row['failed']} reason={reason} "
+                f"s={row['seconds']} prompt_n={row['prompt_n']} calls={[c['name'] for c in calls]}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proxy", required=True, help="the benchmark proxy URL (the agent's endpoint)")
+    parser.add_argument("--wrapper", default="chatml-grammar")
+    parser.add_argument("--ctx", type=int, default=8192)
+    parser.add_argument("--messages", required=True)
+    parser.add_argument("--run", type=int, required=True)
+    parser.add_argument("--out", required=True, help="JSON-lines file to append per-turn rows to")
+    parser.add_argument("--turn-timeout", type=float, default=300)
+    parser.add_argument("--tool", default="ours-run", help="the tool name written in each row")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
