@@ -145,7 +145,11 @@ def run_ours_in_process(run: int, proxy: Proxy, out: Path, args: argparse.Namesp
         str(out),
         "--turn-timeout",
         str(args.turn_timeout),
+        "--tool",
+        args.ours_run_name,
     ]
+    if args.our_max_tokens:
+        cmd += ["--max-tokens", str(args.our_max_tokens)]
     with open(log, "w") as fh:
         subprocess.run(
             cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=args.turn_timeout * 12 + 300, check=False
@@ -179,6 +183,7 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
                 args.our_wrapper,
                 "--context-window",
                 str(args.ctx),
+                *(["--max-tokens", str(args.our_max_tokens)] if args.our_max_tokens else []),
                 text,
             ]
             started = time.monotonic()
@@ -351,6 +356,8 @@ def main() -> int:
     parser.add_argument("--upstream", help="reuse a running llama-server instead of starting one")
     parser.add_argument("--out", default=str(SCRATCH / "results" / "vs_memgpt.jsonl"))
     parser.add_argument("--our-wrapper", default="chatml-grammar")
+    parser.add_argument("--our-max-tokens", type=int, help="our agent's output cap per step (default: the agent's)")
+    parser.add_argument("--ours-run-name", default="ours-run", help="tool name for the ours-run rows")
     parser.add_argument("--max-steps", type=int, default=10, help="steps per user turn before the turn counts failed")
     parser.add_argument("--turn-timeout", type=float, default=240.0, help="seconds per user turn")
     parser.add_argument("--request-timeout", type=float, default=180.0, help="seconds per completion (proxy cut)")
@@ -376,7 +383,7 @@ def main() -> int:
                     print(f"== {tool} run {run}", file=sys.stderr, flush=True)
                     if tool == "ours":
                         run_ours(run, proxy, out, args)
-                    elif tool == "ours-run":
+                    elif tool == "ours-run" or tool == args.ours_run_name:
                         run_ours_in_process(run, proxy, out, args)
                     else:
                         run_peer(tool, run, proxy.url, out, args)

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         endpoint=args.proxy,
         wrapper=args.wrapper,
         context_window=args.ctx,
+        max_tokens=args.max_tokens,
     )
     signal.signal(signal.SIGALRM, _alarm)
     with open_session(options, on_event=lambda event: events.append(event.to_json())) as session:
@@ -130,6 +131,7 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="JSON-lines file to append per-turn rows to")
     parser.add_argument("--turn-timeout", type=float, default=300)
     parser.add_argument("--tool", default="ours-run", help="the tool name written in each row")
+    parser.add_argument("--max-tokens", type=int, help="the agent's output cap per step (default: the agent's)")
     return run(parser.parse_args())
 
 
