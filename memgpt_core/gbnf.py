@@ -32,6 +32,8 @@ _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
     # ordinary characters here; only the unescaped quote, the backslash and control characters are not.
     "string-char": (r'[^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )', ()),
     "string": (r'"\"" string-char* "\""', ("string-char",)),
+    # A first character that is not whitespace (raw, or an escaped quote, backslash or slash): for "pattern": "^\\S".
+    "visible-char": (r'[^"\\\x00-\x20] | "\\" ["\\/]', ()),
     # Sixteen digits at most: enough for any integer a function takes, and a bound the model cannot run past.
     "digits": (r'"0" | [1-9] [0-9]{0,15}', ()),
     "positive-digits": (r"[1-9] [0-9]{0,15}", ()),
@@ -51,6 +53,10 @@ _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "array": (r'"[" ws ( value ws ( "," ws value ws )* )? "]"', ("ws", "value")),
 }
+
+VISIBLE_START = "^\\S"
+"""The one ``pattern`` the converter enforces: the string starts with a non-whitespace character (so it is not blank).
+Other patterns are not enforced."""
 
 _JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
 
@@ -190,6 +196,8 @@ class Converter:
     def _string(self, schema: dict[str, Any], name: str, where: str) -> str:
         low = _nonneg_int(schema.get("minLength", 0), "minLength", where)
         high = schema.get("maxLength")
+        if schema.get("pattern") == VISIBLE_START:
+            return self._visible_string(low, high, where)
         if high is None and low == 0:
             return self.primitive("string")
         self.primitive("string-char")
@@ -199,6 +207,19 @@ class Converter:
         if high < low:
             raise GrammarError(f"{where}: maxLength {high} is below minLength {low}")
         return self.add(f"string-max-{high}", f'"\\"" {self._repeat("string-char", low, high, where)} "\\""')
+
+    def _visible_string(self, low: int, high: Any, where: str) -> str:
+        """A string that starts with a visible character, then any characters, within its length bounds."""
+        first = self.primitive("visible-char")
+        self.primitive("string-char")
+        if high is None:
+            rest = self._repeat("string-char", max(low - 1, 0), None, where)
+            return self.add(f"visible-string-min-{low}", f'"\\"" {first} {rest} "\\""')
+        high = _nonneg_int(high, "maxLength", where)
+        if high < max(low, 1):
+            raise GrammarError(f"{where}: maxLength {high} leaves no room for the visible first character")
+        rest = self._repeat("string-char", max(low - 1, 0), high - 1, where)
+        return self.add(f"visible-string-max-{high}", f'"\\"" {first} {rest} "\\""')
 
     def _repeat(self, item: str, low: int, high: int | None, where: str) -> str:
         """A rule admitting ``item`` between ``low`` and ``high`` (None: no limit) times, exactly."""

@@ -465,3 +465,22 @@ def test_the_cache_stays_bounded(provider):
     # The oldest entry went first: building it again gives an equal grammar, but a new object.
     again = provider.build(MEMGPT[:1], format="gbnf")
     assert again == first and again is not first
+
+
+def test_a_visible_start_pattern_is_enforced_in_gbnf_and_left_out_of_the_json_schema(provider):
+    fn = {
+        "name": "say",
+        "parameters": {
+            "type": "object",
+            "properties": {"text": {"type": "string", "pattern": "^\\S", "maxLength": 40}},
+            "required": ["text"],
+        },
+    }
+    gbnf = provider.build([fn], format="gbnf")
+    assert 'visible-string-max-40 ::= "\\"" visible-char string-char-0-to-39 "\\""' in gbnf
+    schema = json.loads(provider.build([fn], format="json_schema"))
+    text = schema["properties"]["params"]["properties"]["text"]
+    assert text == {"type": "string", "maxLength": 40}  # llama.cpp's own converter refuses an unanchored pattern
+    fn["parameters"]["properties"]["text"]["maxLength"] = 0
+    with pytest.raises(GrammarError, match="no room for the visible first character"):
+        provider.build([fn], format="gbnf")

@@ -204,6 +204,15 @@ def test_the_agents_minutes_are_bounded_to_three_digits(validator, agent_grammar
     assert validator.accepts(agent_grammar, text("pause_heartbeats", IT, f'"minutes": {minutes}')) is ok
 
 
+@pytest.mark.parametrize(
+    ("message", "ok"),
+    [("Hi", True), ("Hi there ", True), ('\\"Quoted\\" hello', True), ("", False), ("  ", False), (" Hi", False)],
+)
+def test_the_agents_message_cannot_be_blank(validator, agent_grammar, message, ok):
+    # A small model in a tight context answered "  " five times in a row; the grammar now starts it visibly.
+    assert validator.accepts(agent_grammar, text("send_message", IT, f'"message": "{message}"')) is ok
+
+
 def test_each_function_gets_its_own_cap_from_the_budget(validator, agent_grammar):
     json_form = json.loads(
         FunctionCallGrammar().build(AGENT, format="json_schema", max_string_length=600, max_tokens=512)

@@ -37,7 +37,8 @@ SCHEMAS: list[dict[str, Any]] = [
     _schema(
         "send_message",
         "Send a message to the user.",
-        {"message": {"type": "string", "description": "What the user will read."}},
+        # Not blank: a small model otherwise answers "  " and retries it until the step cap.
+        {"message": {"type": "string", "pattern": "^\\S", "description": "What the user will read."}},
         ["message"],
     ),
     _schema(

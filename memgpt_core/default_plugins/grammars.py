@@ -65,7 +65,10 @@ class FunctionCallGrammar(GrammarProvider):
             max_string_length=max_string_length,
             max_tokens=max_tokens,
         )
-        text = schema_to_gbnf(schema, where="function") if format == "gbnf" else json.dumps(schema, ensure_ascii=False)
+        if format == "gbnf":
+            text = schema_to_gbnf(schema, where="function")
+        else:
+            text = json.dumps(_without_visible_pattern(schema), ensure_ascii=False)
         with self._lock:  # two agents in one process may build at once; only the eviction needs care
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)), None)
@@ -226,6 +229,22 @@ def _normalize(schema: Any, defs: dict[str, Any], where: str, refs: tuple[str, .
     if schema.get("nullable") is True:
         return {"anyOf": [out, {"type": "null"}]}
     return out
+
+
+def _without_visible_pattern(schema: Any) -> Any:
+    """The schema without ``"pattern": "^\\S"``, for servers that convert JSON Schema themselves: llama.cpp's
+    converter refuses a pattern not anchored at both ends. The function still refuses a blank value."""
+    from memgpt_core.gbnf import VISIBLE_START
+
+    if isinstance(schema, list):
+        return [_without_visible_pattern(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        k: _without_visible_pattern(v)
+        for k, v in schema.items()
+        if not (k == "pattern" and v == VISIBLE_START and schema.get("type") == "string")
+    }
 
 
 def _capped(schema: Any, cap: int) -> Any:
