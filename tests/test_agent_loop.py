@@ -312,6 +312,10 @@ def test_a_summary_retakes_the_core_memory_snapshot(store, wrapper):
     assert "Flies kites" in agent.system_prompt()
     agent.user_message("hello again")
     assert "Flies kites" in backend.requests[-1].prompt.split("We talked about kites")[0]
+    # The instructions and the function documentation come before the snapshot, so a summary leaves them cached.
+    before = backend.requests[0].prompt
+    stable = before[: before.index("### Core memory")]
+    assert "Functions:" in stable and backend.requests[-1].prompt.startswith(stable)
 
 
 def test_one_memory_write_after_a_user_message_then_the_grammar_admits_only_send_message(store, wrapper):

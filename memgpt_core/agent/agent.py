@@ -5,8 +5,8 @@ grammar when wrapper and backend agree) → parse → run the function → write
 inputs (the user message, a heartbeat) are written in that same transaction, so a failed or killed step leaves the
 agent exactly as it was before it.
 
-The prompt is laid out for the server's prompt cache: one system message first (the instructions, the function
-documentation, and a snapshot of core memory with the memory counts), then the messages in order, and nothing after
+The prompt is laid out for the server's prompt cache: the instructions and the function documentation first (they
+never change), then a snapshot of core memory with the memory counts, then the messages in order, and nothing after
 them. The snapshot is retaken only when a summary rewrites the conversation anyway; an edit in between returns the
 block's new text as its function result. So every prefix of the prompt stays byte-stable from turn to turn, and a new
 turn (or a memory edit) costs the server only its new messages, never the conversation before them.
@@ -215,7 +215,8 @@ class Agent:
     # -- prompt ----------------------------------------------------------------------------------------------------
 
     def system_prompt(self) -> str:
-        """The first message: instructions, then the core memory snapshot. It changes only when a summary retakes it."""
+        """The instructions, then the core memory snapshot (two system messages in the prompt). The snapshot changes
+        only when a summary retakes it."""
         return memory.prompt_text("system") + "\n\n" + self._snapshot()["text"]
 
     def _snapshot(self) -> dict[str, str]:
@@ -245,7 +246,12 @@ class Agent:
     def messages(self, pending: list[MessageRecord]) -> list[dict[str, Any]]:
         # Nothing comes after the newest message: whatever changes often would otherwise be re-read every turn, and
         # a small model copies the text that sits right before its answer.
-        chat = [{"role": "system", "content": self.system_prompt()}]
+        # The snapshot is a system message of its own, after the instructions and the function documentation that
+        # the wrapper joins to the first one: retaking it at a summary leaves those ~1,000 tokens cached.
+        chat = [
+            {"role": "system", "content": memory.prompt_text("system")},
+            {"role": "system", "content": self._snapshot()["text"]},
+        ]
         chat += [m.to_chat() for m in (*self.context, *pending) if not _delivered(m)]
         return chat
 
