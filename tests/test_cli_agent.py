@@ -185,6 +185,8 @@ def test_run_exits_cleanly_on_ctrl_c(home, llama_server):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C as in a terminal, even when this test run was started in the background (SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     with Store(home / "memgpt.db") as store:  # wait until the chat is up (the agent exists once the server answered)

@@ -58,11 +58,22 @@ with LlamaCppBackend.start_embedded(context_window=512) as server:
 """
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as in a terminal. A test run started in the background (``make test &``) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_server_stops_when_memgpt_is_interrupted(llama_programs, sig):
     env = {**os.environ, "MEMGPT_LLAMA_SERVER_ARGS": "--threads 1"}
     parent = subprocess.Popen(
-        [sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", _HOLD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_interruptible,
     )
     try:
         url = parent.stdout.readline().strip()
@@ -92,6 +103,7 @@ def _memgpt_run(tmp_path) -> tuple[subprocess.Popen[str], str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        preexec_fn=_interruptible,
     )
     seen = ""
     deadline = time.monotonic() + 120
