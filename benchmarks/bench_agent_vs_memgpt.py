@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "benchmarks" / "peer"
 SCRATCH = ROOT / ".bench" / "peer"
 MESSAGES = PEER_DIR / "messages.json"
-NOT_MEMORY = {"send_message", "pause_heartbeats"}
 
 sys.path.insert(0, str(PEER_DIR))
 from proxy import Proxy  # noqa: E402 - a sibling script, not a package
+from turns import turn_row, write_row  # noqa: E402
 
 PEERS = {
     # tool name: (pymemgpt version, its virtualenv, wrapper)
@@ -166,7 +166,7 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
     messages = json.loads(MESSAGES.read_text())
     log = SCRATCH / "logs" / f"ours-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as sink, open(log, "w") as logfh:
+    with open(log, "w") as logfh:
         for turn, text in enumerate(messages, start=1):
             start_index = proxy_count(proxy)
             cmd = [
@@ -225,35 +225,21 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
             if reason is None and not replies:
                 reason = "no reply"
             records = proxy.recorder.since(start_index)
-            row = {
-                "tool": "ours",
-                "version": agent_version(),
-                "wrapper": args.our_wrapper,
-                "run": run,
-                "turn": turn,
-                "failed": reason is not None,
-                "reason": reason,
-                "error": error,
-                "seconds": round(seconds, 3),
-                "load1": os.getloadavg()[0],
-                "steps": sum(1 for r in records if r.get("path", "").startswith("/completion")),
-                "calls": calls,
-                "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
-                "memory_calls_ok": sum(1 for c in calls if c["name"] not in NOT_MEMORY and c["ok"]),
-                "prompt_n": sum(int(r.get("prompt_n") or 0) for r in records),
-                "predicted_n": sum(int(r.get("predicted_n") or 0) for r in records),
-                "requests": len(records),
-                "records": records,
-                "replies": [ev.get("text") for ev in replies],
-            }
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            print(
-                f"[ours run {run} turn {turn}] failed={row['failed']} reason={reason} s={row['seconds']} "
-                f"prompt_n={row['prompt_n']} calls={[c['name'] for c in calls]}",
-                file=sys.stderr,
-                flush=True,
+            row = turn_row(
+                tool="ours",
+                wrapper=args.our_wrapper,
+                run=run,
+                turn=turn,
+                reason=reason,
+                error=error,
+                seconds=seconds,
+                calls=calls,
+                records=records,
+                version=agent_version(),
+                steps=sum(1 for r in records if r.get("path", "").startswith("/completion")),
+                replies=[ev.get("text") for ev in replies],
             )
+            write_row(row, str(out))
 
 
 def summarise(rows: list[dict], tools: list[str]) -> str:

@@ -14,29 +14,10 @@ import signal
 import sys
 import time
 import traceback
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-NOT_MEMORY = {"send_message", "pause_heartbeats"}
-
-
-class TurnTimeout(Exception):
-    """The turn ran past --turn-timeout."""
-
-
-def _alarm(signum: int, frame: object) -> None:
-    raise TurnTimeout()
-
-
-def proxy_count(proxy: str) -> int:
-    with urllib.request.urlopen(f"{proxy}/__proxy/count", timeout=10) as resp:
-        return int(json.loads(resp.read())["count"])
-
-
-def proxy_records(proxy: str, since: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{proxy}/__proxy/records?since={since}", timeout=10) as resp:
-        return list(json.loads(resp.read()))
+from turns import TurnTimeout, alarm, proxy_count, proxy_records, turn_row, write_row  # a sibling script
 
 
 def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         context_window=args.ctx,
         max_tokens=args.max_tokens,
     )
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, alarm)
     with open_session(options, on_event=lambda event: events.append(event.to_json())) as session:
         for turn, text in enumerate(messages, start=1):
             start_index = proxy_count(args.proxy)
@@ -89,35 +70,21 @@ def run(args: argparse.Namespace) -> int:
             if reason is None and not replies:
                 reason = "no reply"
             records = proxy_records(args.proxy, start_index)
-            row = {
-                "tool": args.tool,
-                "version": version,
-                "wrapper": args.wrapper,
-                "run": args.run,
-                "turn": turn,
-                "failed": reason is not None,
-                "reason": reason,
-                "error": error,
-                "seconds": round(seconds, 3),
-                "load1": os.getloadavg()[0],
-                "steps": len(result.steps) if reason is None else None,
-                "calls": calls,
-                "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
-                "memory_calls_ok": sum(1 for c in calls if c["name"] not in NOT_MEMORY and c["ok"]),
-                "prompt_n": sum(int(r.get("prompt_n") or 0) for r in records),
-                "predicted_n": sum(int(r.get("predicted_n") or 0) for r in records),
-                "requests": len(records),
-                "records": records,
-                "replies": replies,
-            }
-            with open(args.out, "a", encoding="utf-8") as out:
-                out.write(json.dumps(row) + "\n")
-            print(
-                f"[{args.tool} run {args.run} turn {turn}] failed={row['failed']} reason={reason} "
-                f"s={row['seconds']} prompt_n={row['prompt_n']} calls={[c['name'] for c in calls]}",
-                file=sys.stderr,
-                flush=True,
+            row = turn_row(
+                tool=args.tool,
+                wrapper=args.wrapper,
+                run=args.run,
+                turn=turn,
+                reason=reason,
+                error=error,
+                seconds=seconds,
+                calls=calls,
+                records=records,
+                version=version,
+                steps=len(result.steps) if reason is None else None,
+                replies=replies,
             )
+            write_row(row, args.out)
     return 0
 
 

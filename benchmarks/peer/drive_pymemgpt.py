@@ -21,8 +21,9 @@ import signal
 import sys
 import time
 import traceback
-import urllib.request
 from pathlib import Path
+
+from turns import TurnTimeout, alarm, proxy_count, proxy_records, turn_row, write_row  # a sibling script
 
 CONFIG_0325 = """[defaults]
 preset = memgpt_chat
@@ -88,26 +89,6 @@ memgpt_version = 0.2.11
 [client]
 anon_clientid = 00000000000000000000000000000000
 """
-
-NOT_MEMORY = {"send_message", "pause_heartbeats"}
-
-
-class TurnTimeout(Exception):
-    """The turn ran past --turn-timeout."""
-
-
-def _alarm(signum: int, frame: object) -> None:
-    raise TurnTimeout()
-
-
-def proxy_count(proxy: str) -> int:
-    with urllib.request.urlopen(f"{proxy}/__proxy/count", timeout=10) as resp:
-        return int(json.load(resp)["count"])
-
-
-def proxy_records(proxy: str, since: int) -> list[dict[str, object]]:
-    with urllib.request.urlopen(f"{proxy}/__proxy/records?since={since}", timeout=10) as resp:
-        return list(json.load(resp))
 
 
 def tiktoken_cache(version: str) -> str:
@@ -212,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 
     messages = json.loads(Path(args.messages).read_text())
     agent = make_agent(args.version, f"bench{args.run}")
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, alarm)
     for turn, text in enumerate(messages, start=1):
         start_index = proxy_count(args.proxy)
         started = time.monotonic()
@@ -258,33 +239,19 @@ def run(args: argparse.Namespace) -> int:
         if reason is None and not replied:
             reason = "no reply"
         records = proxy_records(args.proxy, start_index)
-        row = {
-            "tool": f"pymemgpt {args.version}",
-            "wrapper": args.wrapper,
-            "run": args.run,
-            "turn": turn,
-            "failed": reason is not None,
-            "reason": reason,
-            "error": error,
-            "seconds": round(seconds, 3),
-            "load1": os.getloadavg()[0],
-            "steps": steps,
-            "calls": calls,
-            "memory_calls": sum(1 for c in calls if c["name"] not in NOT_MEMORY),
-            "memory_calls_ok": sum(1 for c in calls if c["name"] not in NOT_MEMORY and c["ok"]),
-            "prompt_n": sum(int(r.get("prompt_n") or 0) for r in records),
-            "predicted_n": sum(int(r.get("predicted_n") or 0) for r in records),
-            "requests": len(records),
-            "records": records,
-        }
-        with open(args.out, "a", encoding="utf-8") as out:
-            out.write(json.dumps(row) + "\n")
-        print(
-            f"[run {args.run} turn {turn}] failed={row['failed']} reason={reason} s={row['seconds']} "
-            f"prompt_n={row['prompt_n']} calls={[c['name'] for c in calls]}",
-            file=sys.stderr,
-            flush=True,
+        row = turn_row(
+            tool=f"pymemgpt {args.version}",
+            wrapper=args.wrapper,
+            run=args.run,
+            turn=turn,
+            reason=reason,
+            error=error,
+            seconds=seconds,
+            calls=calls,
+            records=records,
+            steps=steps,
         )
+        write_row(row, args.out)
     return 0
 
 
