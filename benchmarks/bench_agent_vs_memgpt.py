@@ -37,7 +37,7 @@ MESSAGES = PEER_DIR / "messages.json"
 
 sys.path.insert(0, str(PEER_DIR))
 from proxy import Proxy  # noqa: E402 - a sibling script, not a package
-from turns import turn_row, write_row  # noqa: E402
+from turns import calls_in, turn_row, write_row  # noqa: E402
 
 PEERS = {
     # tool name: (pymemgpt version, its virtualenv, wrapper)
@@ -61,17 +61,36 @@ def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Name
     home = SCRATCH / "homes" / f"{tool}-run{run}-{int(time.time())}"
     log = SCRATCH / "logs" / f"{tool}-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    run_driver(
+        python,
+        "drive_pymemgpt.py",
+        run,
+        proxy_url,
+        out,
+        args,
+        log,
+        loopback_env(),
+        ["--version", version, "--wrapper", wrapper, "--home", str(home), "--max-steps", str(args.max_steps)],
+    )
+
+
+def run_driver(
+    python: Path,
+    script: str,
+    run: int,
+    proxy_url: str,
+    out: Path,
+    args: argparse.Namespace,
+    log: Path,
+    env: dict[str, str],
+    extra: list[str],
+) -> None:
+    """One driver script (benchmarks/peer/drive_*.py) for one run of the messages, its output to ``log``."""
     cmd = [
         str(python),
-        str(PEER_DIR / "drive_pymemgpt.py"),
-        "--version",
-        version,
-        "--wrapper",
-        wrapper,
+        str(PEER_DIR / script),
         "--proxy",
         proxy_url,
-        "--home",
-        str(home),
         "--ctx",
         str(args.ctx),
         "--messages",
@@ -80,20 +99,14 @@ def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Name
         str(run),
         "--out",
         str(out),
-        "--max-steps",
-        str(args.max_steps),
         "--turn-timeout",
         str(args.turn_timeout),
+        *extra,
     ]
     with open(log, "w") as fh:
         # The driver caps each turn itself; this outer limit only guards against a hung interpreter.
         subprocess.run(
-            cmd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=loopback_env(),
-            timeout=args.turn_timeout * 12 + 300,
-            check=False,
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=args.turn_timeout * 12 + 300, check=False
         )
 
 
@@ -128,32 +141,10 @@ def run_ours_in_process(run: int, proxy: Proxy, out: Path, args: argparse.Namesp
     env["BENCH_AGENT_VERSION"] = agent_version()
     log = SCRATCH / "logs" / f"ours-run-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "python"),
-        str(PEER_DIR / "drive_ours.py"),
-        "--proxy",
-        proxy.url,
-        "--wrapper",
-        args.our_wrapper,
-        "--ctx",
-        str(args.ctx),
-        "--messages",
-        str(MESSAGES),
-        "--run",
-        str(run),
-        "--out",
-        str(out),
-        "--turn-timeout",
-        str(args.turn_timeout),
-        "--tool",
-        args.ours_run_name,
-    ]
+    extra = ["--wrapper", args.our_wrapper, "--tool", args.ours_run_name]
     if args.our_max_tokens:
-        cmd += ["--max-tokens", str(args.our_max_tokens)]
-    with open(log, "w") as fh:
-        subprocess.run(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=args.turn_timeout * 12 + 300, check=False
-        )
+        extra += ["--max-tokens", str(args.our_max_tokens)]
+    run_driver(ROOT / ".venv" / "bin" / "python", "drive_ours.py", run, proxy.url, out, args, log, env, extra)
 
 
 def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
@@ -203,21 +194,9 @@ def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> Non
                 if line.startswith("{"):
                     with contextlib.suppress(ValueError):
                         events.append(json.loads(line))
-            calls: list[dict[str, object]] = []
-            for ev in events:
-                if ev.get("type") == "function_call":
-                    calls.append({"name": ev.get("name"), "arguments": ev.get("arguments"), "ok": None})
-                elif ev.get("type") == "function_return":
-                    pending = [c for c in calls if c["ok"] is None]
-                    if pending:
-                        ok = ev.get("ok", ev.get("status", "OK"))
-                        pending[-1]["ok"] = ok is True or str(ok).upper() == "OK"
+            calls = calls_in(events)
             errors = [ev for ev in events if ev.get("type") == "error"]
             replies = [ev for ev in events if ev.get("type") == "assistant_message"]
-            # A send_message without a function_return event still reached the user if its message was printed.
-            for c in calls:
-                if c["name"] == "send_message" and c["ok"] is None:
-                    c["ok"] = bool(replies)
             if reason is None and rc != 0:
                 reason, error = "exit status", (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:500]
             if reason is None and errors:

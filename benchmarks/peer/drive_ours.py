@@ -17,20 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from turns import TurnTimeout, alarm, proxy_count, proxy_records, turn_row, write_row  # a sibling script
-
-
-def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each function call with whether it returned OK (a send_message is OK when its message was shown)."""
-    calls: list[dict[str, Any]] = []
-    for event in events:
-        if event["type"] == "function_call":
-            calls.append({"name": event.get("name"), "arguments": event.get("arguments"), "ok": None})
-        elif event["type"] == "function_return" and calls:
-            calls[-1]["ok"] = bool(event.get("ok"))
-        elif event["type"] == "assistant_message" and calls and calls[-1]["name"] == "send_message":
-            calls[-1]["ok"] = True
-    return calls
+from turns import TurnTimeout, alarm, calls_in, proxy_count, proxy_records, turn_row, write_row  # a sibling script
 
 
 def run(args: argparse.Namespace) -> int:

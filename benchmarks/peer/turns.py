@@ -33,6 +33,21 @@ def proxy_records(proxy: str, since: int) -> list[dict[str, Any]]:
         return list(json.load(resp))
 
 
+def calls_in(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our agent's events (``memgpt send --json`` lines) as function calls, each with whether it returned OK (a
+    send_message is OK when its message was shown)."""
+    calls: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("type")
+        if kind == "function_call":
+            calls.append({"name": event.get("name"), "arguments": event.get("arguments"), "ok": None})
+        elif kind == "function_return" and calls:
+            calls[-1]["ok"] = bool(event.get("ok"))
+        elif kind == "assistant_message" and calls and calls[-1]["name"] == "send_message":
+            calls[-1]["ok"] = True
+    return calls
+
+
 def turn_row(
     *,
     tool: str,

@@ -233,10 +233,16 @@ class Agent:
                 self.record,
                 heading=f"### Core memory (as of {taken}; edits since then are in the function results below)",
             )
-            + f"\nRecall memory: {self._recall_count} messages (conversation_search, conversation_search_date). "
-            f"Archival memory: {self._archival_count} passages (archival_memory_search)."
+            + "\n"
+            + self._counts()
         )
         return {"text": text, "day": taken[:10]}
+
+    def _counts(self) -> str:
+        return (
+            f"Recall memory: {self._recall_count} messages (conversation_search, conversation_search_date). "
+            f"Archival memory: {self._archival_count} passages (archival_memory_search)."
+        )
 
     def _event(self, kind: str, text: str = "", **fields: Any) -> MessageRecord:
         """A user-role event, as MemGPT sends them: a JSON object with a type and the time."""
@@ -666,10 +672,7 @@ class Agent:
     # -- commands behind /memory, /dump, /pop, /retry, /rethink, /rewrite, /summarize -------------------------------
 
     def memory_text(self) -> str:
-        return (
-            memory.render(self.record)
-            + f"\nRecall memory: {self._recall_count} messages. Archival memory: {self._archival_count} passages."
-        )
+        return memory.render(self.record) + "\n" + self._counts()
 
     def dump(self, n: int | None = None) -> list[dict[str, Any]]:
         messages = self.messages([])
