@@ -1,11 +1,14 @@
 """Output repair side by side on tests/data/repair_corpus.jsonl: ours, json_repair alone, and MemGPT's clean_json.
 
-Each parser gets every raw output of the corpus and is scored against the call it should give, or "refuse":
+Each parser gets every raw output of the corpus and is scored against what it should give: a call, "refuse", or
+"truncated" (the output was cut off inside the call; no call may be returned, ours raises TruncatedOutputError):
 
 - recovered: the right function with exactly the right arguments (inner thoughts aside);
-- wrong call: a call that is not the expected one, or any call where the right answer is to refuse. Split into calls
-  to an offered function (the agent would run them) and calls to a name the prompt never offered;
-- refused: an error.
+- wrong call: a returned call that differs from the corpus expectation: not the expected call, or any call where the
+  right answer is to refuse or to report a cut. Split into calls to an offered function (the agent would run them)
+  and calls to a name the prompt never offered;
+- refused: an error. For ours, the cut-off outputs are also checked to raise TruncatedOutputError carrying the
+  expected partial call (name, complete arguments, inner thoughts).
 
 "json_repair alone" parses the text with ``json_repair.loads`` and takes ``["function"]`` and ``["params"]`` as they
 are. MemGPT's ``clean_json`` (pymemgpt 0.3.25, ``memgpt/local_llm/json_parser.py``) is read the same way, as MemGPT's
@@ -95,17 +98,23 @@ def main() -> None:
 
     columns: dict[str, list[Any]] = {}
     timings: dict[str, dict[str, float]] = {}
-    columns["ours"], timings["ours"] = run_ours(corpus, functions, timing_texts)
+    columns["ours"], timings["ours"], cut_reports = run_ours(corpus, functions, timing_texts)
     columns["json_repair alone"], timings["json_repair alone"] = run_json_repair(corpus, timing_texts)
     columns["MemGPT clean_json"], timings["MemGPT clean_json"] = run_clean_json(corpus, timing_texts, args.venv)
 
     offered = {fn["name"] for fn in functions}
+    readable = sum(isinstance(c["expect"], dict) for c in corpus)
+    cut = sum(c["expect"] == "truncated" for c in corpus)
+    refusals = len(corpus) - readable
     print(
-        f"corpus: {len(corpus)} outputs, {sum(c['expect'] != 'refuse' for c in corpus)} with an honest reading, "
-        f"{sum(c['expect'] == 'refuse' for c in corpus)} to refuse\n"
+        f"corpus: {len(corpus)} outputs, {readable} with an honest reading, {refusals} to refuse "
+        f"({cut} of them cut off inside the call)\n"
     )
-    print("| parser | recovered | wrong call (offered function) | wrong call (name never offered) | correct refusals |")
-    print("|---|---|---|---|---|")
+    print(
+        "| parser | recovered | wrong calls | wrong call (offered function) | wrong call (name never offered) "
+        "| correct refusals |"
+    )
+    print("|---|---|---|---|---|---|")
     per_shape: dict[str, Counter[str]] = {}
     for label, outcomes in columns.items():
         score = Counter()
@@ -113,12 +122,15 @@ def main() -> None:
             verdict = judge(case, outcome, offered)
             score[verdict] += 1
             per_shape.setdefault(case["shape"], Counter())[label] += verdict in ("recovered", "refused-right")
-        readable = sum(c["expect"] != "refuse" for c in corpus)
-        refusals = len(corpus) - readable
+        wrong = score["wrong-offered"] + score["wrong-unknown"]
         print(
-            f"| {label} | {score['recovered']}/{readable} ({100 * score['recovered'] / readable:.0f}%) "
+            f"| {label} | {score['recovered']}/{readable} ({100 * score['recovered'] / readable:.0f}%) | {wrong} "
             f"| {score['wrong-offered']} | {score['wrong-unknown']} | {score['refused-right']}/{refusals} |"
         )
+    print(
+        f"\nours, the {cut} cut-off outputs: {cut_reports['truncated']} raised TruncatedOutputError, "
+        f"{cut_reports['partial']} of them with exactly the expected partial call"
+    )
     print("\n| median parse time, 2 KB output | " + " | ".join(timing_texts) + " |")
     print("|---|" + "---|" * len(timing_texts))
     for label, medians in timings.items():
@@ -140,9 +152,9 @@ def judge(case: dict[str, Any], outcome: Any, offered: set[str]) -> str:
     """recovered, refused-right, refused-wrong (missed a readable call), wrong-offered or wrong-unknown."""
     expect = case["expect"]
     if outcome is None:
-        return "refused-right" if expect == "refuse" else "refused-wrong"
+        return "refused-wrong" if isinstance(expect, dict) else "refused-right"
     name, arguments = outcome
-    if expect != "refuse" and (name, arguments) == (expect["name"], expect["arguments"]):
+    if isinstance(expect, dict) and (name, arguments) == (expect["name"], expect["arguments"]):
         return "recovered"
     names = offered if case.get("functions") != [] else {name}
     return "wrong-offered" if name in names else "wrong-unknown"
@@ -158,18 +170,26 @@ def naive_call(obj: Any) -> tuple[str, dict[str, Any]] | None:
 
 
 def run_ours(corpus, functions, timing_texts):
-    from memgpt_core.errors import ParseError
+    from memgpt_core.errors import ParseError, TruncatedOutputError
     from memgpt_core.repair import parse_function_call
 
     outcomes = []
+    cut_reports: Counter[str] = Counter()
     for case in corpus:
         try:
             call = parse_function_call(case["raw"], case.get("functions", functions))
             outcomes.append((call.name, call.arguments))
+        except TruncatedOutputError as exc:
+            outcomes.append(None)
+            if case["expect"] == "truncated":
+                cut_reports["truncated"] += 1
+                partial = case["partial"]
+                got = (exc.name, exc.arguments, exc.inner_thoughts)
+                cut_reports["partial"] += got == (partial["name"], partial["arguments"], partial["inner_thoughts"])
         except ParseError:
             outcomes.append(None)
     medians = {k: median_time(lambda t=t: attempt(parse_function_call, t, functions)) for k, t in timing_texts.items()}
-    return outcomes, medians
+    return outcomes, medians, cut_reports
 
 
 def run_json_repair(corpus, timing_texts):

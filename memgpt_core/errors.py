@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MemGPTError(Exception):
     """Base class. ``str(err)`` is the sentence for the person at the keyboard, with the fix on its own line."""
@@ -100,6 +102,32 @@ class ParseError(MemGPTError):
         super().__init__(f"could not read the model's output as a function call: {reason}", fix=fix)
         self.reason = reason
         self.raw = raw
+
+
+class TruncatedOutputError(ParseError):
+    """The model's answer was cut off inside the call (the token limit, or a stream that ended), so no whole call can
+    be read. ``name``, ``arguments`` and ``inner_thoughts`` hold what was complete before the cut (``name`` is None
+    when the cut came before it), so a caller can retry with more room or continue from there."""
+
+    def __init__(
+        self,
+        reason: str,
+        raw: str,
+        *,
+        name: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        inner_thoughts: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(reason, raw, fix=fix)
+        self.name = name
+        self.arguments = dict(arguments or {})
+        self.inner_thoughts = inner_thoughts
+
+
+class PluginFailedError(PluginError):
+    """A plugin raised something unexpected while in use (a backend completing, a wrapper building a prompt or
+    reading an answer, a grammar provider building a grammar). The step that used it ended; nothing was saved."""
 
 
 class AgentInUseError(MemGPTError):

@@ -65,22 +65,22 @@ class Completion(BaseModel):
 
 
 class FunctionCall(BaseModel):
-    """A function call read from model output: the name, its arguments, and the inner thoughts that came with it."""
+    """A whole function call read from model output: the name, its arguments, and the inner thoughts that came with it.
+
+    An output cut off inside the call never becomes one: the parser raises ``TruncatedOutputError`` instead.
+    """
 
     name: str
     arguments: dict[str, Any]
     inner_thoughts: str | None = None
-    truncated: bool = Field(default=False, description="Recovered from an output cut off by the token limit.")
 
     def to_chat_completion_response(self) -> dict[str, Any]:
-        """The OpenAI-style assistant message MemGPT's wrappers return."""
+        """The OpenAI-style assistant message MemGPT's wrappers return, and nothing more:
+        ``{"role": "assistant", "content": thoughts, "function_call": {"name": ..., "arguments": <JSON text>}}``."""
         import json
 
-        response: dict[str, Any] = {
+        return {
             "role": "assistant",
             "content": self.inner_thoughts,
             "function_call": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
         }
-        if self.truncated:
-            response["truncated"] = True
-        return response
