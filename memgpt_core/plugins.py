@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from memgpt_core.backend import Backend
     from memgpt_core.grammar import GrammarProvider
-    from memgpt_core.wrapper import ChatCompletionWrapper
+    from memgpt_core.wrapper import Wrapper
 
 ENTRY_POINT_GROUP = "memgpt"
 CORE_DISTRIBUTION = "memgpt-core"
@@ -313,8 +313,8 @@ def get_backends() -> dict[str, type[Backend]]:
     return {name: reg.obj for name, reg in sorted(_get_host().registered("backends").items())}
 
 
-def get_wrappers() -> dict[str, type[ChatCompletionWrapper]]:
-    """Registered wrapper classes by name (aliases included)."""
+def get_wrappers() -> dict[str, Any]:
+    """Registered wrappers by name (aliases included): a class, or an instance for a MemGPT-style registration."""
     return {name: reg.obj for name, reg in sorted(_get_host().registered("wrappers").items())}
 
 
@@ -328,9 +328,14 @@ def get_backend(name: str) -> type[Backend]:
     return _lookup("backends", "backend", name)
 
 
-def get_wrapper(name: str) -> ChatCompletionWrapper:
-    """A ready instance of the wrapper registered as ``name``."""
-    return _instantiate("wrappers", "wrapper", name, _lookup("wrappers", "wrapper", name))
+def get_wrapper(name: str) -> Wrapper:
+    """A fresh, ready wrapper registered as ``name``, behind core's one typed interface
+    (:class:`memgpt_core.wrapper.Wrapper`), whatever kind of class the plugin registered."""
+    from memgpt_core.wrapper import Wrapper
+
+    registered = _lookup("wrappers", "wrapper", name)
+    owner = plugin_of("wrappers", name)
+    return _instantiate("wrappers", "wrapper", name, lambda: Wrapper.make(registered, name=name, distribution=owner))
 
 
 _grammar_instances: dict[str, GrammarProvider] = {}
@@ -508,8 +513,10 @@ def _call(impl: Any, value: Any) -> None:
 
 
 def _contract_problem(kind: str, obj: Any) -> str | None:
-    """Why ``obj`` cannot be registered as ``kind``, in words, or None. Cheap: the contracts import nothing heavy."""
-    if not isinstance(obj, type):
+    """Why ``obj`` cannot be registered as ``kind``, in words, or None. Cheap: the contracts import nothing heavy.
+
+    A wrapper may be an instance, as MemGPT made its ``-grammar`` variants with constructor arguments."""
+    if not isinstance(obj, type) and kind != "wrappers":
         return f"it is {type(obj).__name__} instance, not a class; register the class itself"
     if kind == "backends":
         from memgpt_core.backend import Backend

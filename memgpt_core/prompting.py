@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from memgpt_core.wrapper import FunctionSchema, Message, PromptWrapper
@@ -136,37 +137,40 @@ class JSONCallWrapper(PromptWrapper):
     """Between the end of the rendered turns and the primed opening (a space after Airoboros' ``ASSISTANT:``)."""
 
     def chat_completion_to_prompt(
-        self, messages: list[Message], functions: list[FunctionSchema], first_message: bool = False
+        self,
+        messages: list[Message],
+        functions: list[FunctionSchema],
+        first_message: bool = False,
+        *,
+        written: Mapping[int, str] | None = None,
     ) -> str:
-        self.functions = list(functions)
         instructions = call_instructions(functions, inner_thoughts_in_params=self.inner_thoughts_in_params)
+        answers = {
+            i: self.assistant_text(message, (written or {}).get(i))
+            for i, message in enumerate(messages)
+            if message.get("role") == "assistant"
+        }
         prefix = self.answer_prefix()
-        return self.render(messages, instructions) + (self.answer_separator + prefix if prefix else "")
+        return self.render(messages, instructions, answers) + (self.answer_separator + prefix if prefix else "")
 
     def answer_prefix(self) -> str:
         return "" if self.grammar else ANSWER_OPENING
 
-    def assistant_text(self, message: Message) -> str:
-        """An earlier answer, written back exactly as the model wrote it when that text is the same call.
-
-        The server's prompt cache holds the model's own tokens; a re-formatted copy would make it read the whole
-        answer again on the next turn. ``function_call["raw"]`` (set by the agent) is what the model wrote after
-        the prompt; anything else (a repaired answer, an edited call) is written in the canonical layout.
-        """
+    def assistant_text(self, message: Message, written: str | None = None) -> str:
+        """An earlier answer, written back exactly as the model wrote it (``written``) when that text is the same
+        call, else in the canonical layout (a repaired answer, an edited call)."""
         text = assistant_text(message, inner_thoughts_in_params=self.inner_thoughts_in_params)
-        call = message.get("function_call")
-        raw = call.get("raw") if isinstance(call, dict) else None
-        if isinstance(raw, str) and raw.strip():
+        if written and written.strip():
             # Normally the model continued the primed opening; a model that wrote the whole call is taken as is.
-            for written in (self.answer_prefix() + raw, raw):
-                if _same_json(written, text):
-                    return written
+            for candidate in (self.answer_prefix() + written, written):
+                if _same_json(candidate, text):
+                    return candidate
         return text
 
     @abc.abstractmethod
-    def render(self, messages: list[Message], instructions: str) -> str:
+    def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
         """Every message in the format's turns, the function instructions in the system part, ending where the
-        assistant's answer starts."""
+        assistant's answer starts. ``answers`` holds the text of each assistant message, by its index."""
 
 
 def _same_json(a: str, b: str) -> bool:

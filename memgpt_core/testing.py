@@ -31,6 +31,7 @@ import pytest
 from memgpt_core.backend import Backend, Capabilities
 from memgpt_core.errors import BackendUnavailableError, ConfigError, ParseError
 from memgpt_core.grammar import GrammarProvider
+from memgpt_core.wrapper import Wrapper
 
 GRAMMAR_FORMATS = frozenset({"gbnf", "json_schema"})
 HEAVY_MODULES = ("pydantic", "requests", "httpx", "urllib3", "numpy", "torch", "memgpt_core.models")
@@ -68,6 +69,7 @@ USER_MARKER = "marker-user-9c2f"
 THOUGHT_MARKER = "marker-thought-5d7a"
 REPLY_MARKER = "marker-reply-3e8b"
 RETURN_MARKER = "marker-return-1f6c"
+SNAPSHOT_MARKER = "marker-snapshot-7a0d"
 
 SAMPLE_MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": f"You are a helpful agent with a memory. {SYSTEM_MARKER}"},
@@ -270,36 +272,42 @@ class BackendConformance:
 
 
 class WrapperConformance:
-    """Checks a prompt wrapper: any class with MemGPT's ``chat_completion_to_prompt`` and
-    ``output_to_chat_completion_response``. Set ``wrapper_class``, or ``wrapper_name`` to test what is registered.
+    """Checks a prompt wrapper as core uses it: through :class:`memgpt_core.wrapper.Wrapper`, the adapter every
+    registered wrapper is handed out behind. A ``PromptWrapper`` subclass and a class written for MemGPT 0.3 both
+    pass. Set ``wrapper_class`` (or ``wrapper_instance``, for one made with constructor arguments as MemGPT's
+    ``-grammar`` variants are, with ``name`` set to its registered name), or ``wrapper_name`` to test what is
+    registered.
 
     The default samples are calls written as MemGPT's JSON (``{"function": ..., "params": {...}}``); a wrapper whose
     model answers in another shape overrides ``sample_calls``.
     """
 
     wrapper_class: ClassVar[type | None] = None
+    wrapper_instance: ClassVar[Any] = None
     wrapper_name: ClassVar[str | None] = None
+    name: ClassVar[str] = "under-test"
 
-    def make_wrapper(self) -> Any:
+    def make_wrapper(self) -> Wrapper:
         if self.wrapper_name:
             from memgpt_core import plugins
 
             plugins.reset()
             return plugins.get_wrapper(self.wrapper_name)
-        assert self.wrapper_class is not None, "set wrapper_class (or wrapper_name) on your test class"
-        return self.wrapper_class()
+        registered = self.wrapper_instance if self.wrapper_instance is not None else self.wrapper_class
+        assert registered is not None, "set wrapper_class, wrapper_instance or wrapper_name on your test class"
+        return Wrapper.make(registered, name=self.name)
 
     @pytest.fixture
-    def wrapper(self) -> Any:
+    def wrapper(self) -> Wrapper:
         return self.make_wrapper()
 
     @pytest.fixture
-    def prompt(self, wrapper: Any) -> str:
-        return wrapper.chat_completion_to_prompt(list(SAMPLE_MESSAGES), list(SAMPLE_FUNCTIONS))
+    def prompt(self, wrapper: Wrapper) -> str:
+        return wrapper.prompt(list(SAMPLE_MESSAGES), list(SAMPLE_FUNCTIONS))
 
-    def sample_calls(self, wrapper: Any) -> list[SampleCall]:
+    def sample_calls(self, wrapper: Wrapper, prompt: str) -> list[SampleCall]:
         """Well-formed answers to the sample prompt, as the model would write them after the prompt's end."""
-        thoughts = getattr(wrapper, "inner_thoughts_in_params", True)
+        thoughts = wrapper.inner_thoughts_in_params
         calls = [
             ("send_message", {"message": "Hello, Chad! Ça va? 👋"}, "First contact; be warm."),
             ("archival_memory_search", {"query": "favourite colour", "page": 0}, "I should check my notes."),
@@ -308,21 +316,22 @@ class WrapperConformance:
         for name, arguments, inner in calls:
             params = {"inner_thoughts": inner, **arguments} if thoughts else dict(arguments)
             text = json.dumps({"function": name, "params": params}, ensure_ascii=False, indent=2)
-            samples.append(SampleCall(name, arguments, inner if thoughts else None, _after_prefix(wrapper, text)))
+            samples.append(SampleCall(name, arguments, inner if thoughts else None, after_prompt(prompt, text)))
         return samples
 
-    def test_has_memgpts_methods(self, wrapper: Any) -> None:
-        assert callable(getattr(wrapper, "chat_completion_to_prompt", None))
-        assert callable(getattr(wrapper, "output_to_chat_completion_response", None))
-
-    def test_module_imports_nothing_heavy(self, wrapper: Any) -> None:
-        assert_light_import(type(wrapper).__module__)
+    def test_module_imports_nothing_heavy(self, wrapper: Wrapper) -> None:
+        assert_light_import(wrapper.module)
 
     def test_prompt_is_text(self, prompt: str) -> None:
         assert isinstance(prompt, str) and prompt.strip()
 
     def test_prompt_renders_the_system_message(self, prompt: str) -> None:
         assert SYSTEM_MARKER in prompt
+
+    def test_prompt_renders_the_core_memory_snapshot(self, wrapper: Wrapper) -> None:
+        # The agent sends core memory as a second system message; a wrapper that takes one gets it folded in.
+        messages = [SAMPLE_MESSAGES[0], {"role": "system", "content": SNAPSHOT_MARKER}, *SAMPLE_MESSAGES[1:]]
+        assert SNAPSHOT_MARKER in wrapper.prompt(messages, list(SAMPLE_FUNCTIONS))
 
     def test_prompt_renders_the_user_event(self, prompt: str) -> None:
         assert USER_MARKER in prompt
@@ -341,50 +350,42 @@ class WrapperConformance:
             for param in function["parameters"]["properties"]:
                 assert param in prompt, f"parameter {param} of {function['name']} is missing"
 
-    def test_first_message_prompt_is_text(self, wrapper: Any) -> None:
-        prompt = wrapper.chat_completion_to_prompt(list(SAMPLE_MESSAGES[:2]), list(SAMPLE_FUNCTIONS), True)
+    def test_first_message_prompt_is_text(self, wrapper: Wrapper) -> None:
+        prompt = wrapper.prompt(list(SAMPLE_MESSAGES[:2]), list(SAMPLE_FUNCTIONS), first_message=True)
         assert isinstance(prompt, str) and USER_MARKER in prompt
 
-    def test_declares_stop_sequences(self, wrapper: Any) -> None:
-        stops = getattr(wrapper, "stop_sequences", None)
-        assert isinstance(stops, (tuple, list)) and stops, (
-            "declare `stop_sequences`: the strings that end the model's turn in this prompt format"
-        )
-        assert all(isinstance(s, str) and s for s in stops)
+    def test_has_stop_sequences(self, wrapper: Wrapper) -> None:
+        # The wrapper's own, or the common turn markers core supplies for a class that declares none.
+        assert wrapper.stop_sequences and all(isinstance(s, str) and s for s in wrapper.stop_sequences)
 
-    def test_well_formed_calls_round_trip(self, wrapper: Any, prompt: str) -> None:
-        for sample in self.sample_calls(wrapper):
-            response = wrapper.output_to_chat_completion_response(sample.raw)
-            assert response["role"] == "assistant"
-            call = response["function_call"]
-            assert call["name"] == sample.name
-            assert isinstance(call["arguments"], str), "arguments are a JSON string, as in OpenAI's API"
-            assert json.loads(call["arguments"]) == sample.arguments
-            assert response.get("content") == sample.inner_thoughts
+    def test_well_formed_calls_round_trip(self, wrapper: Wrapper, prompt: str) -> None:
+        for sample in self.sample_calls(wrapper, prompt):
+            call = wrapper.parse(sample.raw, list(SAMPLE_FUNCTIONS))
+            assert call.name == sample.name
+            assert call.arguments == sample.arguments
+            assert call.inner_thoughts == sample.inner_thoughts
+
+    def test_a_call_missing_a_required_argument_is_refused(self, wrapper: Wrapper, prompt: str) -> None:
+        text = json.dumps({"function": "archival_memory_search", "params": {"inner_thoughts": "hm", "page": 1}})
+        with pytest.raises(ParseError):
+            wrapper.parse(after_prompt(prompt, text), list(SAMPLE_FUNCTIONS))
 
     @pytest.mark.parametrize("garbage", ["", "   \n", "}{ ::: ]]] ;; ((", "<|im_end|>"])
-    def test_garbage_raises_parse_error(self, wrapper: Any, prompt: str, garbage: str) -> None:
+    def test_garbage_raises_parse_error(self, wrapper: Wrapper, prompt: str, garbage: str) -> None:
         with pytest.raises(ParseError) as caught:
-            wrapper.output_to_chat_completion_response(garbage)
+            wrapper.parse(garbage, list(SAMPLE_FUNCTIONS))
         assert isinstance(caught.value.raw, str)
         assert garbage.strip() in caught.value.raw, "ParseError.raw must carry the model's text"
 
 
-def _after_prefix(wrapper: Any, text: str) -> str:
-    """``text`` less the part the prompt already wrote (``answer_prefix()``), comparing without whitespace."""
-    prefix_of = getattr(wrapper, "answer_prefix", None)
-    prefix = prefix_of() if callable(prefix_of) else ""
-    target = "".join(prefix.split())
-    if not target:
-        return text
-    seen = ""
-    for i, char in enumerate(text):
-        if not char.isspace():
-            seen += char
-        if seen == target:
-            return text[i + 1 :]
-        if not target.startswith(seen):
-            break
+def after_prompt(prompt: str, text: str) -> str:
+    """``text`` less the part the prompt already wrote (a primed opening such as ``{"function":``): the longest head
+    of ``text`` that the prompt ends with, comparing without whitespace."""
+    tail = "".join(prompt[-200:].split())
+    for cut in range(len(text), 0, -1):
+        head = "".join(text[:cut].split())
+        if head and tail.endswith(head):
+            return text[cut:]
     return text
 
 

@@ -100,7 +100,6 @@ def test_core_memory_replace_changes_exact_text_and_can_delete(store, wrapper):
     ("arguments", "error"),
     [
         ({"name": "human", "old_content": "Bob", "new_content": "Ann"}, "old_content was not found in human"),
-        ({"name": "diary", "old_content": "x", "new_content": "y"}, "no core memory block named 'diary'"),
         ({"name": "human", "old_content": "", "new_content": "y"}, "old_content is empty"),
         ({"name": "human", "old_content": "unknown", "new_content": "y" * 2100}, "over its limit"),
     ],
@@ -183,13 +182,19 @@ def test_a_call_missing_a_required_argument_is_never_run(store, wrapper):
     assert store.count_archival(agent.record.id) == 0
 
 
-def test_a_bad_argument_value_is_reported_to_the_model(store, wrapper):
-    agent, _ = run(store, wrapper, call_text("conversation_search", query="x", page="two", request_heartbeat=True))
-    assert returns(agent)[0] == (
-        "conversation_search",
-        "Failed",
-        "Error: page must be a whole number like 1, not 'two'",
-    )
+@pytest.mark.parametrize(
+    "answer",
+    [
+        call_text("conversation_search", query="x", page="two", request_heartbeat=True),
+        call_text("core_memory_replace", name="diary", old_content="x", new_content="y", request_heartbeat=True),
+    ],
+    ids=["a string for an integer", "a value outside the enum"],
+)
+def test_an_argument_of_the_wrong_type_is_never_run(store, wrapper, answer):
+    # As with a missing argument: the parser refuses the call and the step samples again.
+    agent, result = run(store, wrapper, answer)
+    assert result.steps[0].attempts == 2
+    assert returns(agent) == [("send_message", "OK", None)]
 
 
 def test_every_function_has_a_schema_and_heartbeat_where_it_should():

@@ -15,7 +15,7 @@ from memgpt_core import plugins
 from memgpt_core.agent.testing import GrammarScriptedBackend, call_text, make_agent
 from memgpt_core.backend import Backend
 from memgpt_core.cli import cli
-from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError
+from memgpt_core.errors import DuplicateNameError, NotInstalledError, PluginError, PluginFailedError
 from memgpt_core.testing import GrammarConformance
 
 sys.path.insert(0, str(Path(__file__).parent / "plugin_fixtures"))
@@ -162,9 +162,9 @@ def test_register_wrappers_hook_accepts_a_plain_memgpt_style_class(site) -> None
     site("memgpt-plain", WRAPPER_PLUGIN)
     wrapper = plugins.get_wrapper("plain")
     assert wrapper is not plugins.get_wrapper("plain"), "get_wrapper gives a fresh, ready instance"
-    prompt = wrapper.chat_completion_to_prompt([{"role": "user", "content": "hi"}], [])
+    prompt = wrapper.prompt([{"role": "system", "content": "hi"}], [])
     assert prompt == "PROMPT hi"
-    assert wrapper.output_to_chat_completion_response("{}")["function_call"]["name"] == "send_message"
+    assert wrapper.parse("{}", []).name == "send_message"
     assert by_name("memgpt-plain").wrappers == ["plain"]
 
 
@@ -178,14 +178,20 @@ def test_register_grammars_hook_gives_one_shared_provider(site) -> None:
     assert "function-call" in plugins.get_grammars(), "the built-in provider registers through the same hook"
 
 
-def test_a_grammar_provider_that_raises_turns_grammar_sampling_off_instead_of_ending_the_turn(site, store) -> None:
+def test_a_grammar_provider_that_raises_ends_the_step_with_one_line_naming_it(site, store) -> None:
     site("memgpt-buggy", BUGGY_GRAMMAR_PLUGIN)
     backend = GrammarScriptedBackend([call_text("send_message", "greet", message="Hello!")])
     agent = make_agent(store, backend, plugins.get_wrapper("chatml-buggy"))
-    assert agent.grammar is None
-    assert agent.grammar_note == "grammar sampling is off: the buggy grammar provider failed: KeyError: 'no-such-key'"
-    assert agent.user_message("hi").replies == ["Hello!"]
-    assert backend.requests[0].grammar is None
+    before = (agent.record.context, store.count_messages(agent.record.id))
+    with pytest.raises(PluginFailedError) as caught:
+        agent.user_message("hi")
+    assert str(caught.value).splitlines()[0] == (
+        "the buggy grammar provider from memgpt-buggy failed while building a grammar: KeyError: 'no-such-key'; "
+        "nothing was saved from this step"
+    )
+    assert "memgpt-buggy" in caught.value.fix
+    assert backend.requests == [], "no completion was asked for"
+    assert (agent.record.context, store.count_messages(agent.record.id)) == before
 
 
 def test_register_commands_hook_adds_a_working_command(site) -> None:
@@ -353,7 +359,7 @@ def test_the_kit_fails_a_wrapper_that_breaks_the_contract(tmp_path: Path) -> Non
         " + json.dumps(functions)\n"
         "    def output_to_chat_completion_response(self, raw):\n"
         "        return {'role': 'assistant', 'content': None,"
-        " 'function_call': {'name': 'send_message', 'arguments': '{}'}}\n\n"
+        " 'function_call': {'name': 'send_message', 'arguments': '{\"message\": \"hi\"}'}}\n\n"
         "class TestSloppy(WrapperConformance):\n    wrapper_class = Sloppy\n"
     )
     done = subprocess.run(

@@ -12,8 +12,6 @@ from memgpt_core.agent.agent import Agent, AgentSettings
 from memgpt_core.agent.events import Event
 from memgpt_core.errors import ConfigError
 
-AIROBOROS = "airoboros-l2-70b-2.1"
-
 
 @dataclass
 class SessionOptions:
@@ -48,21 +46,6 @@ def new_agent_name(existing: set[str]) -> str:
     return name
 
 
-def choose_wrapper_name(requested: str | None, backend_cls: type, embedded_wrapper: str | None) -> str:
-    """``--model`` if given; else the embedded model's format; else the seed page's rule (grammar if possible)."""
-    if requested:
-        return requested
-    if embedded_wrapper:
-        return embedded_wrapper
-    try:
-        from memgpt_core.selection import choose_wrapper  # the shared default-wrapper rule, when installed
-    except ImportError:
-        grammar = bool(getattr(backend_cls, "capabilities", None) and backend_cls.capabilities.grammar)
-        return f"{AIROBOROS}-grammar" if grammar else AIROBOROS
-    chosen = choose_wrapper(None, backend_cls)
-    return chosen if isinstance(chosen, str) else getattr(chosen, "name", str(chosen))
-
-
 @contextlib.contextmanager
 def open_session(
     options: SessionOptions,
@@ -72,8 +55,9 @@ def open_session(
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[Session]:
     """Open (or create) the agent, lock it, connect to the backend, and yield a ready agent; undo all on exit."""
-    from memgpt_core import config, plugins
+    from memgpt_core import config
     from memgpt_core.agent.memory import load_block_text
+    from memgpt_core.selection import choose_wrapper
     from memgpt_core.storage import Store
 
     notes: list[str] = []
@@ -115,10 +99,7 @@ def open_session(
                 context_window=chosen["context_window"],
             )
             backend, server = stack.enter_context(config.connect(settings))
-            wrapper_name = choose_wrapper_name(
-                chosen["wrapper"], type(backend), getattr(server, "wrapper", None) if server else None
-            )
-            wrapper = plugins.get_wrapper(wrapper_name)
+            wrapper = choose_wrapper(chosen["wrapper"], type(backend), server.wrapper if server else None)
             backend.wait_until_ready(progress=progress)
             # Remember what the user chose (never the API key) so that `--agent NAME` alone resumes the same way.
             remembered = {k: v for k, v in chosen.items() if v is not None}
@@ -141,7 +122,6 @@ def open_session(
                 backend,
                 wrapper,
                 agent_settings,
-                wrapper_name=wrapper_name,
                 on_event=on_event,
                 busy=busy,
             )
@@ -149,7 +129,7 @@ def open_session(
             yield Session(
                 agent=agent,
                 created=created,
-                server_description=getattr(server, "description", None) if server else None,
+                server_description=server.description if server else None,
                 notes=notes,
             )
     finally:

@@ -24,13 +24,13 @@ PARSE_PASS = 0.8
 SLOW = 2.0
 """Tokens per second below which an agent step takes minutes: a warning, not a failure."""
 
-# Five first turns of a conversation, each inviting a different function; short, so the check stays quick.
-AGENT_EVENTS: tuple[dict[str, str], ...] = (
-    {"type": "login", "last_login": "never"},
-    {"type": "user_message", "message": "hi! I'm Chad, I work as a baker."},
-    {"type": "user_message", "message": "please remember that my favourite colour is green"},
-    {"type": "user_message", "message": "what did we talk about last week? look it up"},
-    {"type": "user_message", "message": "write down in your notebook that my sister's birthday is on May 3rd"},
+# Five first messages of a new conversation, each inviting a different function; short, so the check stays quick.
+AGENT_MESSAGES: tuple[str, ...] = (
+    "hi! I'm Chad, I work as a baker.",
+    "please remember that my favourite colour is green",
+    "what did we talk about last week? look it up",
+    "write down in your notebook that my sister's birthday is on May 3rd",
+    "how are you today?",
 )
 
 
@@ -140,10 +140,15 @@ def _run_checks(
     window = report.add(_check_context(backend, configured), echo).data.get("window")
     report.add(_check_grammar(backend), echo)
     report.add(_check_speed(backend), echo)
+    from memgpt_core import plugins
+    from memgpt_core.errors import MemGPTError
+    from memgpt_core.selection import choose_wrapper_name
+
+    name = choose_wrapper_name(wrapper_name, type(backend), server.wrapper if server else None)
     try:
-        name = _choose_wrapper(backend, server, wrapper_name)
-    except Exception as exc:  # an unknown --model name: say which wrappers exist
-        report.add(Check("parse rate", FAIL, str(getattr(exc, "message", exc)), getattr(exc, "fix", None)), echo)
+        plugins.get_wrapper(name)
+    except MemGPTError as exc:  # an unknown --model name: say which wrappers exist
+        report.add(Check("parse rate", FAIL, exc.message, exc.fix), echo)
         return
     report.wrapper = name
     for check in _check_parse_rate(backend, name, window, samples, max_tokens):
@@ -298,18 +303,6 @@ def _check_speed(backend: Backend) -> Check:
     return Check("speed", OK, detail, data=data)
 
 
-def _choose_wrapper(backend: Backend, server: EmbeddedServer | None, requested: str | None) -> str:
-    """The wrapper ``memgpt run`` would use: the requested one, the embedded model's, or the seed page's default."""
-    from memgpt_core.selection import choose_wrapper, default_wrapper_name
-
-    if requested:
-        choose_wrapper(requested, type(backend))  # raises NotInstalledError listing the installed wrappers
-        return requested
-    if server is not None and getattr(server, "wrapper", None):
-        return str(server.wrapper)
-    return default_wrapper_name(type(backend))
-
-
 def _twin(name: str, backend: Backend) -> str | None:
     """The same wrapper with the grammar switched the other way, when installed and the backend can take a grammar."""
     from memgpt_core import plugins
@@ -355,94 +348,62 @@ def _check_parse_rate(
     return checks
 
 
-def _agent_messages(event: dict[str, str]) -> list[dict[str, Any]]:
-    """A fresh agent's context: the system prompt with default core memory, and one event."""
-    from types import SimpleNamespace
-
-    from memgpt_core.agent import memory
-
-    record = SimpleNamespace(
-        persona=memory.prompt_text("persona_default"),
-        persona_limit=2000,
-        human=memory.prompt_text("human_default"),
-        human_limit=2000,
-    )
-    system = memory.prompt_text("system") + "\n\n" + memory.render(record)  # type: ignore[arg-type]
-    return [{"role": "system", "content": system}, {"role": "user", "content": json.dumps(event)}]
-
-
 def _parse_rate(
     backend: Backend, wrapper_name: str, window: int | None, samples: int, max_tokens: int
 ) -> dict[str, Any]:
-    """Run ``samples`` agent-style generations through the wrapper and count the answers it can read as a call."""
-    from memgpt_core import plugins
-    from memgpt_core.agent import functions
-    from memgpt_core.agent.agent import MAX_STRING_CHARS
-    from memgpt_core.errors import BackendError, MemGPTError, ParseError
-    from memgpt_core.models import CompletionRequest, Grammar
+    """Run ``samples`` first steps of a new agent and count the answers the wrapper reads as a call.
 
-    try:
-        wrapper = plugins.get_wrapper(wrapper_name)
-    except MemGPTError as exc:
-        return {"error": exc.message, "fix": exc.fix}
-    schemas = functions.SCHEMAS
-    names = {schema["name"] for schema in schemas}
-    grammar = None
-    provider_name = getattr(wrapper, "grammar", None)
-    formats = [f for f in ("gbnf", "json_schema") if f in backend.capabilities.grammar_formats]
-    if provider_name and formats:
-        try:
-            provider = plugins.get_grammar(provider_name)
-            fmt = next((f for f in formats if f in provider.formats), None)
-            if fmt:
-                text = provider.build(
-                    schemas,
-                    format=fmt,
-                    inner_thoughts_in_params=getattr(wrapper, "inner_thoughts_in_params", True),
-                    # As the agent builds it: each call fits the samples' output cap.
-                    max_string_length=MAX_STRING_CHARS,
-                    max_tokens=max_tokens,
-                )
-                grammar = Grammar(format=fmt, text=text, provider=provider_name)
-        except MemGPTError as exc:
-            return {"error": f"the {provider_name} grammar provider failed: {exc.message}", "fix": exc.fix}
-    stop = list(getattr(wrapper, "stop_sequences", ()) or ())
+    Each prompt is the one ``memgpt run`` sends for a new agent after the user's first message, built by the agent's
+    own code (on a throw-away store), with the grammar the agent would ask for.
+    """
+    import tempfile
+
+    from memgpt_core import plugins
+    from memgpt_core.agent.agent import Agent, AgentSettings
+    from memgpt_core.agent.memory import load_block_text
+    from memgpt_core.agent.requests import ask
+    from memgpt_core.errors import MemGPTError, ParseError
+    from memgpt_core.models import CompletionRequest
+    from memgpt_core.storage import Store
+
     readable = 0
     first_failure = None
     results = []
-    for i in range(samples):
-        event = AGENT_EVENTS[i % len(AGENT_EVENTS)]
+    grammar = None
+    with tempfile.TemporaryDirectory(prefix="memgpt-doctor-") as scratch, Store(f"{scratch}/agents.db") as store:
         try:
-            prompt = wrapper.chat_completion_to_prompt(_agent_messages(event), list(schemas), first_message=True)
+            wrapper = plugins.get_wrapper(wrapper_name)
+            record = store.create_agent(
+                "doctor", persona=load_block_text("persona", None), human=load_block_text("human", None)
+            )
+            agent = Agent(store, record, backend, wrapper, AgentSettings(context_window=window, max_tokens=max_tokens))
         except MemGPTError as exc:
-            return {"error": f"the {wrapper_name} wrapper could not build a prompt: {exc.message}", "fix": exc.fix}
-        request = CompletionRequest(
-            prompt=prompt,
-            max_tokens=max_tokens,
-            stop=stop,
-            grammar=grammar,
-            sampling={"temperature": 0.7, "seed": 1000 + i},
-            # One cache key for every sample: servers with a prompt cache evaluate the shared system prompt once.
-            cache_key="memgpt-doctor",
-            context_window=window,
-        )
-        try:
-            done = backend.complete(request)
-        except BackendError as exc:
-            return {"error": f"a generation with {wrapper_name} failed: {exc.message}", "fix": exc.fix}
-        try:
-            parsed = wrapper.output_to_chat_completion_response(done.text)
-            name = (parsed.get("function_call") or {}).get("name")
-            good = name in names
-            reason = None if good else f"called an unknown function {name!r}"
-        except ParseError as exc:
-            good, reason = False, exc.reason
-        except MemGPTError as exc:
-            return {"error": f"the {wrapper_name} wrapper failed reading an answer: {exc.message}", "fix": exc.fix}
-        readable += good
-        results.append({"readable": good, "finish_reason": done.finish_reason, "reason": reason})
-        if not good and first_failure is None:
-            first_failure = f"{reason} ({' '.join(done.text.split())[:80]!r})"
+            return {"error": exc.message, "fix": exc.fix}
+        for i in range(samples):
+            try:
+                prompt, grammar = agent.first_request(AGENT_MESSAGES[i % len(AGENT_MESSAGES)])
+                request = CompletionRequest(
+                    prompt=prompt,
+                    max_tokens=max_tokens,
+                    stop=list(wrapper.stop_sequences),
+                    grammar=grammar,
+                    sampling={"temperature": 0.7, "seed": 1000 + i},
+                    # One cache key for every sample: a server with a prompt cache evaluates the shared part once.
+                    cache_key="memgpt-doctor",
+                    context_window=agent.window,
+                )
+                done = ask(backend, request)
+            except MemGPTError as exc:
+                return {"error": f"a first step with {wrapper_name} failed: {exc.message}", "fix": exc.fix}
+            try:
+                wrapper.parse(done.text, agent.functions, first_message=True)
+                good, reason = True, None
+            except ParseError as exc:
+                good, reason = False, exc.reason
+            readable += good
+            results.append({"readable": good, "finish_reason": done.finish_reason, "reason": reason})
+            if not good and first_failure is None:
+                first_failure = f"{reason} ({' '.join(done.text.split())[:80]!r})"
     return {
         "wrapper": wrapper_name,
         "grammar": grammar.format if grammar else None,

@@ -86,6 +86,16 @@ def memgpt_home() -> Path:
     return Path(raw).expanduser() if raw else Path.home() / ".memgpt"
 
 
+WRITTEN_KEY = "raw"
+"""Where the column ``function_call`` keeps ``MessageRecord.written`` (the name earlier versions stored it under)."""
+
+
+def _call_column(function_call: dict[str, Any] | None, written: str | None) -> str | None:
+    if function_call is None:
+        return None
+    return json.dumps({**function_call, WRITTEN_KEY: written} if written is not None else function_call)
+
+
 def now() -> str:
     """The current UTC time in the store's format (sortable text)."""
     return datetime.now(timezone.utc).strftime(TIME_FORMAT)
@@ -118,6 +128,9 @@ class MessageRecord:
     name: str | None = None
     function_call: dict[str, Any] | None = None
     text: str = ""
+    written: str | None = None
+    """For an assistant message: the text the model wrote, so the wrapper can write the answer back word for word
+    (the server's prompt cache holds those tokens). Not part of the chat message."""
 
     def to_chat(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -434,6 +447,7 @@ class Store:
         function_call: dict[str, Any] | None = None,
         text: str = "",
         created_at: str | None = None,
+        written: str | None = None,
     ) -> MessageRecord:
         created = created_at or now()
         with self.transaction() as conn:
@@ -446,12 +460,12 @@ class Store:
                     role,
                     name,
                     content,
-                    json.dumps(function_call) if function_call is not None else None,
+                    _call_column(function_call, written),
                     text,
                 ),
             )
         assert cursor.lastrowid is not None
-        return MessageRecord(cursor.lastrowid, created, role, content, name, function_call, text)
+        return MessageRecord(cursor.lastrowid, created, role, content, name, function_call, text, written)
 
     def get_messages(self, ids: Sequence[int]) -> list[MessageRecord]:
         """The messages with these ids, in the order given (missing ids are skipped)."""
@@ -466,9 +480,9 @@ class Store:
                 f"SELECT id, created_at, role, content, name, function_call, text FROM messages WHERE id IN ({marks})",
                 chunk,
             ):
-                found[row[0]] = MessageRecord(
-                    row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None, row[6]
-                )
+                call = json.loads(row[5]) if row[5] else None
+                written = call.pop(WRITTEN_KEY, None) if isinstance(call, dict) else None
+                found[row[0]] = MessageRecord(row[0], row[1], row[2], row[3], row[4], call, row[6], written)
         return [found[i] for i in ids if i in found]
 
     def update_message(self, agent_id: str, message: MessageRecord) -> None:
@@ -485,7 +499,7 @@ class Store:
                     message.role,
                     message.name,
                     message.content,
-                    json.dumps(message.function_call) if message.function_call is not None else None,
+                    _call_column(message.function_call, message.written),
                     message.text,
                 ),
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from memgpt_core.prompting import JSONCallWrapper
 from memgpt_core.wrapper import Message
 
@@ -18,18 +20,18 @@ class Airoboros21Wrapper(JSONCallWrapper):
     stop_sequences = ("\nUSER:", "\nASSISTANT:", f"\n{FUNCTION_RESULT}", "\nSYSTEM:", "</s>")
     answer_separator = " "
 
-    def render(self, messages: list[Message], instructions: str) -> str:
+    def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
         preamble = DEFAULT_PREAMBLE
-        turns = list(messages)
-        if turns and turns[0].get("role") == "system":
-            preamble = _text(turns.pop(0))
+        turns = list(enumerate(messages))
+        if turns and turns[0][1].get("role") == "system":
+            preamble = _text(turns.pop(0)[1])
         lines = [f"{preamble}\n\n{instructions}\n"]
-        for message in turns:
+        for i, message in turns:
             role = message.get("role")
             if role == "user":
                 lines.append(f"USER: {_text(message)}")
             elif role == "assistant":
-                lines.append(f"ASSISTANT: {self.assistant_text(message)}")
+                lines.append(f"ASSISTANT: {answers[i]}")
             elif role in ("function", "tool"):
                 lines.append(f"{FUNCTION_RESULT} ({message.get('name') or 'function'}): {_text(message)}")
             else:  # a later system message (an alert), or a role this format has no word for

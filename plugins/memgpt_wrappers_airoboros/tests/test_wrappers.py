@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from memgpt_core import plugins
@@ -80,19 +78,19 @@ GOLDEN_TURNS = (
 
 def test_plain_prompt_is_exactly_this_and_primes_the_call():
     wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
-    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + ' {\n  "function":'
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + ' {\n  "function":'
     assert wrapper.grammar is None
 
 
 def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar():
     wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar")
-    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
     assert wrapper.grammar == "function-call"
     assert "function-call" in plugins.get_grammars()
 
 
 def test_without_a_system_message_the_airoboros_preamble_is_used():
-    prompt = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar").chat_completion_to_prompt(MESSAGES[1:2], FUNCTIONS)
+    prompt = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar").prompt(MESSAGES[1:2], FUNCTIONS)
     assert prompt.startswith("A chat.\n\nReply to every turn")
 
 
@@ -104,20 +102,17 @@ def test_stop_sequences_end_every_turn_label_the_prompt_uses():
 
 def test_the_plain_answer_is_read_after_the_primed_opening():
     wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
-    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS)
-    response = wrapper.output_to_chat_completion_response(
-        ' "conversation_search",\n  "params": {"inner_thoughts": "Look back.", "query": "Chad"}\n}\nUSER'
+    call = wrapper.parse(
+        ' "conversation_search",\n  "params": {"inner_thoughts": "Look back.", "query": "Chad"}\n}\nUSER',
+        FUNCTIONS,
     )
-    assert response["function_call"]["name"] == "conversation_search"
-    assert json.loads(response["function_call"]["arguments"]) == {"query": "Chad"}
-    assert response["content"] == "Look back."
+    assert (call.name, call.arguments, call.inner_thoughts) == ("conversation_search", {"query": "Chad"}, "Look back.")
 
 
-def test_a_function_the_last_prompt_did_not_offer_is_refused():
+def test_a_function_not_offered_is_refused():
     wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar")
-    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS[:1])
     with pytest.raises(ParseError) as caught:
-        wrapper.output_to_chat_completion_response('{"function": "conversation_search", "params": {"query": "x"}}')
+        wrapper.parse('{"function": "conversation_search", "params": {"query": "x"}}', FUNCTIONS[:1])
     assert "send_message" in caught.value.reason
 
 

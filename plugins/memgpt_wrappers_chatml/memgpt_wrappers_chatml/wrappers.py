@@ -5,6 +5,8 @@ Dolphin 2.1 Mistral and the embedded SmolLM2 model were both trained on it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from memgpt_core.prompting import JSONCallWrapper
 from memgpt_core.wrapper import Message
 
@@ -19,16 +21,16 @@ class ChatMLWrapper(JSONCallWrapper):
     # <|endoftext|> and </s> end the turn for models whose end-of-text token is not <|im_end|>.
     stop_sequences = (END, START, "<|endoftext|>", "</s>")
 
-    def render(self, messages: list[Message], instructions: str) -> str:
-        turns = list(messages)
+    def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
+        turns = list(enumerate(messages))
         system = instructions
-        if turns and turns[0].get("role") == "system":
-            system = f"{_text(turns.pop(0))}\n\n{instructions}"
+        if turns and turns[0][1].get("role") == "system":
+            system = f"{_text(turns.pop(0)[1])}\n\n{instructions}"
         parts = [_turn("system", system)]
-        for message in turns:
+        for i, message in turns:
             role = message.get("role")
             if role == "assistant":
-                parts.append(_turn("assistant", self.assistant_text(message)))
+                parts.append(_turn("assistant", answers[i]))
             elif role in ("function", "tool"):
                 # A role of its own, so the model does not take a function's result for something the user said.
                 parts.append(_turn("function", f"Result of {message.get('name') or 'the function'}: {_text(message)}"))

@@ -3,8 +3,6 @@ a real call from the SmolLM2 model (ChatML) through llama.cpp with the grammar."
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from memgpt_core import plugins
@@ -87,19 +85,19 @@ GRAMMAR = ["chatml-grammar", "dolphin-2.1-mistral-7b-grammar"]
 @pytest.mark.parametrize("name", PLAIN)
 def test_plain_prompt_is_exactly_this_and_primes_the_call(name):
     wrapper = plugins.get_wrapper(name)
-    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
     assert wrapper.grammar is None
 
 
 @pytest.mark.parametrize("name", GRAMMAR)
 def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar(name):
     wrapper = plugins.get_wrapper(name)
-    assert wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
     assert wrapper.grammar == "function-call"
 
 
 def test_without_a_system_message_the_instructions_still_open_the_prompt():
-    prompt = plugins.get_wrapper("chatml-grammar").chat_completion_to_prompt(MESSAGES[1:2], FUNCTIONS)
+    prompt = plugins.get_wrapper("chatml-grammar").prompt(MESSAGES[1:2], FUNCTIONS)
     assert prompt.startswith("<|im_start|>system\nReply to every turn")
 
 
@@ -111,14 +109,11 @@ def test_stop_sequences_end_the_turn(name):
 
 def test_the_plain_answer_is_read_after_the_primed_opening():
     wrapper = plugins.get_wrapper("chatml")
-    wrapper.chat_completion_to_prompt(MESSAGES, FUNCTIONS)
-    response = wrapper.output_to_chat_completion_response(
-        ' "send_message",\n  "params": {\n    "inner_thoughts": "Answer.",\n    "message": "Sure."\n  }\n}'
+    call = wrapper.parse(
+        ' "send_message",\n  "params": {\n    "inner_thoughts": "Answer.",\n    "message": "Sure."\n  }\n}',
+        FUNCTIONS,
     )
-    assert (response["content"], json.loads(response["function_call"]["arguments"])) == (
-        "Answer.",
-        {"message": "Sure."},
-    )
+    assert (call.inner_thoughts, call.arguments) == ("Answer.", {"message": "Sure."})
 
 
 def test_smollm2_answers_with_an_offered_call_through_the_grammar(llama_server):
@@ -132,7 +127,7 @@ def test_smollm2_answers_with_an_offered_call_through_the_grammar(llama_server):
         *MESSAGES[:4],
         {"role": "user", "content": '{"type": "user_message", "message": "What is my name?", "time": "2024-01-01"}'},
     ]
-    prompt = wrapper.chat_completion_to_prompt(conversation, FUNCTIONS)
+    prompt = wrapper.prompt(conversation, FUNCTIONS)
     grammar = plugins.get_grammar(wrapper.grammar).build(FUNCTIONS, format="gbnf")
     completion = backend.complete(
         CompletionRequest(
@@ -143,9 +138,8 @@ def test_smollm2_answers_with_an_offered_call_through_the_grammar(llama_server):
             sampling={"temperature": 0},
         )
     )
-    response = wrapper.output_to_chat_completion_response(completion.text)
-    assert response["function_call"]["name"] in {fn["name"] for fn in FUNCTIONS}
-    assert isinstance(json.loads(response["function_call"]["arguments"]), dict)
+    call = wrapper.parse(completion.text, FUNCTIONS)
+    assert call.name in {fn["name"] for fn in FUNCTIONS}
 
 
 class TestChatMLConformance(WrapperConformance):
