@@ -24,9 +24,10 @@ class RegisterBackend(Protocol):
 
 
 class RegisterWrapper(Protocol):
-    """``register(wrapper_class, *, name=None, aliases=())``: any class with MemGPT's two wrapper methods."""
+    """``register(wrapper, *, name=None, aliases=())``: a class with MemGPT's two wrapper methods, or an instance of
+    one made with constructor arguments (as MemGPT made its ``-grammar`` variants)."""
 
-    def __call__(self, wrapper_class: type, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
+    def __call__(self, wrapper: object, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
         """Record ``wrapper_class`` under its ``name`` (or ``name=``) and each alias; a taken name is refused."""
 
 
@@ -52,8 +53,11 @@ def register_backends(register: RegisterBackend) -> None:
 def register_wrappers(register: RegisterWrapper) -> None:
     """Called the first time wrappers are needed. Call ``register(WrapperClass)`` once per prompt wrapper.
 
-    ``WrapperClass`` has ``chat_completion_to_prompt(messages, functions, first_message=False) -> str`` and
-    ``output_to_chat_completion_response(raw_llm_output) -> dict``. Pass ``name=`` unless the class sets ``name``.
+    Either a subclass of :class:`memgpt_core.wrapper.PromptWrapper`, or a class written for MemGPT 0.3
+    (``chat_completion_to_prompt(messages, functions, function_documentation=None)`` and
+    ``output_to_chat_completion_response(raw_llm_output)``), as a class or as an instance made with constructor
+    arguments. Pass ``name=`` unless the class sets ``name``. Core adapts each once
+    (:class:`memgpt_core.wrapper.Wrapper`).
     """
 
 

@@ -172,11 +172,6 @@ class Wrapper:
         """The module the wrapper's class is defined in (what the conformance kit checks imports of)."""
         return type(self._wrapped).__module__
 
-    @property
-    def accepts_cache_layout(self) -> bool:
-        """The wrapper takes several system messages and earlier answers as written: core's own kind."""
-        return self._native
-
     def __repr__(self) -> str:
         return f"<Wrapper {self.name} from {self.distribution}: {type(self._wrapped).__name__}>"
 
@@ -226,7 +221,8 @@ class Wrapper:
         except Exception as exc:  # MemGPT's LLMJSONParsingError, a KeyError, an IndexError on empty text ...
             detail = " ".join(str(exc).split())[:200]
             raise ParseError(
-                f"the {self.name} wrapper could not read it ({type(exc).__name__}{': ' + detail if detail else ''})",
+                f"the {self.name} wrapper from {self.distribution} could not read it "
+                f"({type(exc).__name__}{': ' + detail if detail else ''})",
                 raw,
                 fix="a -grammar wrapper forces a readable call where the backend supports grammars",
             ) from exc

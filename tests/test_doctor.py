@@ -117,3 +117,32 @@ def test_server_that_ignores_the_grammar_fails_the_grammar_and_parse_checks(http
     assert found["parse rate"]["status"] == FAIL.lower() and found["parse rate"]["fix"]
     sent = [json.loads(req.data) for req, _ in httpserver.log if req.path == "/v1/completions"]
     assert any("grammar_string" in body for body in sent), "the grammar probe went out as webui's grammar_string"
+
+
+def test_the_parse_rate_samples_the_prompt_memgpt_sends_for_a_new_agent(httpserver: HTTPServer, tmp_path) -> None:
+    """doctor's figure predicts `memgpt run`: its first sample is byte for byte the first prompt a new agent sends."""
+    import re
+
+    from memgpt_core.cli.doctor_cmd import AGENT_MESSAGES
+
+    answer = json.dumps({"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}})
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+    httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 50})
+    httpserver.expect_request("/v1/completions").respond_with_json(_completion(answer))
+    endpoint = ("--backend", "webui", "--endpoint", httpserver.url_for("/"), "--model", "chatml-grammar")
+
+    env = {**CLEAN_ENV, "MEMGPT_HOME": str(tmp_path)}
+    sent = CliRunner().invoke(cli, ["send", "--agent", "fresh", *endpoint, AGENT_MESSAGES[0]], env=env)
+    assert sent.exit_code == 0, sent.output
+    by_send = [json.loads(req.data)["prompt"] for req, _ in httpserver.log if req.path == "/v1/completions"]
+    httpserver.clear_log()
+    result = doctor(*endpoint, "--samples", "1", "--json")
+    assert checks(result)["parse rate"]["data"]["wrapper"]["readable"] == 1
+    by_doctor = [json.loads(req.data)["prompt"] for req, _ in httpserver.log if req.path == "/v1/completions"]
+
+    def timeless(prompt: str) -> str:  # the two runs may straddle a minute
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d|\d\d:\d\d", "T", prompt)
+
+    assert AGENT_MESSAGES[0] in by_send[0]
+    sampled = [prompt for prompt in by_doctor if AGENT_MESSAGES[0] in prompt]  # chatml-grammar's, then its twin's
+    assert timeless(sampled[0]) == timeless(by_send[0])

@@ -25,8 +25,9 @@ from memgpt_core.agent.completion import Completions, TurnFailedError
 from memgpt_core.agent.events import Event, StepInfo, TurnResult
 from memgpt_core.agent.layout import event_time, full_time
 from memgpt_core.agent.memory import FunctionError
+from memgpt_core.agent.requests import backend_failed
 from memgpt_core.agent.state import AgentSettings
-from memgpt_core.errors import BackendError, PluginFailedError
+from memgpt_core.errors import BackendError, MemGPTError, PluginFailedError
 from memgpt_core.selection import MAX_STRING_CHARS
 from memgpt_core.storage import AgentRecord, MessageRecord, Store
 from memgpt_core.storage.sqlite import now as store_now
@@ -94,8 +95,14 @@ class Agent(Completions, EditCommands):
         wanted = self.settings.context_window
         server: int | None = None
         if self.backend.capabilities.server_context:
-            with contextlib.suppress(BackendError):
+            try:
                 server = self.backend.context_window()
+            except BackendError:
+                server = None
+            except MemGPTError:
+                raise
+            except Exception as exc:
+                raise backend_failed(self.backend, "reading the server's context size", exc) from exc
         if wanted and server and wanted > server:
             self.notes.append(
                 f"--context-window is {wanted} but the server's context is {server} tokens; using {server} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from memgpt_core.errors import ConfigError
+from memgpt_core.errors import ConfigError, MemGPTError
 
 if TYPE_CHECKING:
     from memgpt_core.backend import Backend
@@ -33,7 +33,14 @@ class TokenCounter:
 
     def count(self, text: str) -> int:
         if self.exact:
-            counted = self.backend.count_tokens(text)
+            from memgpt_core.agent.requests import backend_failed
+
+            try:
+                counted = self.backend.count_tokens(text)
+            except MemGPTError:
+                raise
+            except Exception as exc:  # a bug in the backend plugin: one line naming it, not a traceback
+                raise backend_failed(self.backend, "counting tokens", exc) from exc
             if counted is not None:
                 return counted
         return estimate_tokens(text)

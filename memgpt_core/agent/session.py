@@ -10,7 +10,8 @@ from typing import Any
 
 from memgpt_core.agent.agent import Agent, AgentSettings
 from memgpt_core.agent.events import Event
-from memgpt_core.errors import ConfigError
+from memgpt_core.agent.requests import backend_failed
+from memgpt_core.errors import ConfigError, MemGPTError
 
 
 @dataclass
@@ -100,7 +101,12 @@ def open_session(
             )
             backend, server = stack.enter_context(config.connect(settings))
             wrapper = choose_wrapper(chosen["wrapper"], type(backend), server.wrapper if server else None)
-            backend.wait_until_ready(progress=progress)
+            try:
+                backend.wait_until_ready(progress=progress)
+            except MemGPTError:
+                raise
+            except Exception as exc:  # a bug in the backend plugin: one line naming it, not a traceback
+                raise backend_failed(backend, "waiting for the server", exc) from exc
             # Remember what the user chose (never the API key) so that `--agent NAME` alone resumes the same way.
             remembered = {k: v for k, v in chosen.items() if v is not None}
             created = record is None
