@@ -92,19 +92,27 @@ class PromptWrapper(abc.ABC):
     def output_to_chat_completion_response(
         self, raw_llm_output: str, *, functions: list[FunctionSchema], first_message: bool = False
     ) -> dict[str, Any]:
+        """:meth:`read_call`, as the OpenAI-style message MemGPT's wrappers return: ``{"role": "assistant",
+        "content": <inner thoughts or None>, "function_call": {"name": ..., "arguments": <JSON string>}}``."""
+        return self.read_call(
+            raw_llm_output, functions=functions, first_message=first_message
+        ).to_chat_completion_response()
+
+    def read_call(
+        self, raw_llm_output: str, *, functions: list[FunctionSchema], first_message: bool = False
+    ) -> FunctionCall:
         """Read the model's text as a call to one of ``functions``, repairing what is safe.
 
-        Returns ``{"role": "assistant", "content": <inner thoughts or None>, "function_call": {"name": ...,
-        "arguments": <JSON string>}}`` only when every required argument is there with its declared type. Raises
-        :class:`~memgpt_core.errors.ParseError` with the raw text and the reason otherwise, and its subclass
-        :class:`~memgpt_core.errors.TruncatedOutputError` when the answer was cut off inside the call.
+        Returns the call only when the function was offered and every required argument is there with its declared
+        type (:func:`memgpt_core.repair.check_call`). Raises :class:`~memgpt_core.errors.ParseError` with the raw
+        text and the reason otherwise, and its subclass :class:`~memgpt_core.errors.TruncatedOutputError` when the
+        answer was cut off inside the call. Override this, not the method above, to read another format.
         """
         from memgpt_core.repair import parse_function_call
 
-        call = parse_function_call(
+        return parse_function_call(
             self.answer_prefix() + raw_llm_output, functions, inner_thoughts_in_params=self.inner_thoughts_in_params
         )
-        return call.to_chat_completion_response()
 
     def answer_prefix(self) -> str:
         """Text the prompt ends with that belongs to the answer (a primed opening brace, say), or ''."""
@@ -207,25 +215,23 @@ class Wrapper:
 
     def parse(self, raw: str, functions: list[FunctionSchema], *, first_message: bool = False) -> FunctionCall:
         """The call the model wrote, checked against ``functions``; else ParseError (or TruncatedOutputError)."""
+        if self._native:
+            # Core's own kind checks its calls already (check_call), and fails only with ParseError by contract.
+            try:
+                return self._wrapped.read_call(raw, functions=functions, first_message=first_message)
+            except ParseError:
+                raise
+            except Exception as exc:
+                raise self._unreadable(raw, exc) from exc
         try:
-            if self._native:
-                response = self._wrapped.output_to_chat_completion_response(
-                    raw, functions=functions, first_message=first_message
-                )
-            elif self._first_message:
+            if self._first_message:
                 response = self._wrapped.output_to_chat_completion_response(raw, first_message=first_message)
             else:
                 response = self._wrapped.output_to_chat_completion_response(raw)
         except ParseError:
             raise
         except Exception as exc:  # MemGPT's LLMJSONParsingError, a KeyError, an IndexError on empty text ...
-            detail = " ".join(str(exc).split())[:200]
-            raise ParseError(
-                f"the {self.name} wrapper from {self.distribution} could not read it "
-                f"({type(exc).__name__}{': ' + detail if detail else ''})",
-                raw,
-                fix="a -grammar wrapper forces a readable call where the backend supports grammars",
-            ) from exc
+            raise self._unreadable(raw, exc) from exc
         return self._checked(response, raw, functions)
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -253,6 +259,15 @@ class Wrapper:
             thoughts = json.dumps(thoughts, ensure_ascii=False)
         checked = check_call(name, arguments, functions, raw)
         return FunctionCall(name=name, arguments=checked, inner_thoughts=thoughts)
+
+    def _unreadable(self, raw: str, exc: BaseException) -> ParseError:
+        detail = " ".join(str(exc).split())[:200]
+        return ParseError(
+            f"the {self.name} wrapper from {self.distribution} could not read it "
+            f"({type(exc).__name__}{': ' + detail if detail else ''})",
+            raw,
+            fix="a -grammar wrapper forces a readable call where the backend supports grammars",
+        )
 
     def _failed(self, doing: str, exc: BaseException) -> PluginFailedError:
         detail = " ".join(str(exc).split())[:200]

@@ -91,23 +91,26 @@ class PromptLayout(AgentState):
     def _in_prompt(self, pending: list[MessageRecord]) -> list[MessageRecord]:
         return [m for m in (*self.context, *pending) if not delivered(m)]
 
+    def _chat(self, pending: list[MessageRecord]) -> tuple[list[dict[str, Any]], dict[int, str]]:
+        """The messages (see :meth:`messages`), and what the model wrote for each earlier answer, by index."""
+        shown = self._in_prompt(pending)
+        chat = [
+            {"role": "system", "content": memory.prompt_text("system")},
+            {"role": "system", "content": self._snapshot()["text"]},
+        ]
+        written = {len(chat) + i: m.written for i, m in enumerate(shown) if m.written}
+        return chat + [m.to_chat() for m in shown], written
+
     def messages(self, pending: list[MessageRecord]) -> list[dict[str, Any]]:
         """The chat messages of the prompt. Nothing comes after the newest message: whatever changes often would
         otherwise be re-read every turn, and a small model copies the text that sits right before its answer. The
         snapshot is a system message of its own, after the instructions and the function documentation that the
         wrapper joins to the first one: retaking it at a summary leaves those ~1,000 tokens cached."""
-        chat = [
-            {"role": "system", "content": memory.prompt_text("system")},
-            {"role": "system", "content": self._snapshot()["text"]},
-        ]
-        return chat + [m.to_chat() for m in self._in_prompt(pending)]
+        return self._chat(pending)[0]
 
     def _first_message(self) -> bool:
         return not any(m.role == "assistant" for m in self.context)
 
     def build_prompt(self, pending: list[MessageRecord]) -> str:
-        # Earlier answers as the model wrote them, by their index in messages(): two system messages come first.
-        written = {2 + i: m.written for i, m in enumerate(self._in_prompt(pending)) if m.written}
-        return self.wrapper.prompt(
-            self.messages(pending), self.functions, first_message=self._first_message(), written=written
-        )
+        messages, written = self._chat(pending)
+        return self.wrapper.prompt(messages, self.functions, first_message=self._first_message(), written=written)
