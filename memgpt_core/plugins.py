@@ -246,7 +246,14 @@ class _Registrar:
         self.pending = pending
 
     def __call__(self, obj: Any, *, name: str | None = None, aliases: tuple[str, ...] = ()) -> None:
-        primary = name or getattr(obj, "name", None)
+        if name:
+            primary: str | None = name
+        elif self.kind == "wrappers":
+            from memgpt_core.wrapper import declared_name
+
+            primary = declared_name(obj)
+        else:
+            primary = getattr(obj, "name", None)  # a declared ClassVar of Backend and GrammarProvider
         if not isinstance(primary, str) or not primary:
             raise PluginError(
                 f"plugin {self.plugin.name} registered {obj!r} without a name",
@@ -529,13 +536,9 @@ def _contract_problem(kind: str, obj: Any) -> str | None:
         if not issubclass(obj, GrammarProvider):
             return "it does not subclass memgpt_core.grammar.GrammarProvider"
     elif kind == "wrappers":
-        missing = [
-            m
-            for m in ("chat_completion_to_prompt", "output_to_chat_completion_response")
-            if not callable(getattr(obj, m, None))
-        ]
-        if missing:
-            return f"it has no {' and no '.join(missing)} method"
+        from memgpt_core.wrapper import registration_problem
+
+        return registration_problem(obj)
     return None
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import inspect
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -161,7 +160,7 @@ class Wrapper:
             for attribute in ("assistant_prefix_extra", "assistant_prefix_extra_first_message"):
                 setattr(wrapped, attribute, "")
         stops = getattr(wrapped, "stop_sequences", None)
-        description = getattr(wrapped, "description", None) or (inspect.getdoc(type(wrapped)) or "").split("\n")[0]
+        description = getattr(wrapped, "description", None) or (type(wrapped).__doc__ or "").strip().split("\n")[0]
         self.description = str(description)
         self.grammar = grammar
         self.stop_sequences = tuple(stops) if isinstance(stops, (tuple, list)) and stops else TURN_MARKERS
@@ -277,6 +276,22 @@ class Wrapper:
             fix=f"report it to the authors of {self.distribution}, or choose another wrapper with --model "
             "(`memgpt plugins list` shows them)",
         )
+
+
+def registration_problem(registered: Any) -> str | None:
+    """Why ``registered`` cannot be registered as a wrapper, in words, or None: it needs MemGPT's two methods."""
+    missing = [
+        method
+        for method in ("chat_completion_to_prompt", "output_to_chat_completion_response")
+        if not callable(getattr(registered, method, None))
+    ]
+    return f"it has no {' and no '.join(missing)} method" if missing else None
+
+
+def declared_name(registered: Any) -> str | None:
+    """The name a wrapper class declares for itself (core's kind always does; MemGPT's never did)."""
+    name = getattr(registered, "name", None)
+    return name if isinstance(name, str) and name else None
 
 
 def memgpt_layout(messages: list[Message]) -> list[Message]:
