@@ -169,9 +169,9 @@ class Wrapper:
 
     @classmethod
     def make(cls, registered: Any, *, name: str, distribution: str = "") -> Wrapper:
-        """A fresh wrapper from what a plugin registered: a class (made with no arguments) or an instance (copied,
-        so that one session's use never changes another's)."""
-        wrapped = registered() if isinstance(registered, type) else copy.deepcopy(registered)
+        """A fresh wrapper from what a plugin registered: a class (made with no arguments) or an instance (a shallow
+        copy, so that what the adapter sets on it, a -grammar name's blank prefixes, never reaches another name)."""
+        wrapped = registered() if isinstance(registered, type) else copy.copy(registered)
         return cls(wrapped, name=name, distribution=distribution)
 
     @property
