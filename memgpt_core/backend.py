@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from memgpt_core.models import Completion, CompletionRequest
+    from memgpt_core.models import Completion, CompletionRequest, Grammar
+
+# How error messages name each grammar format.
+_FORMAT_NAMES = {"gbnf": "GBNF", "json_schema": "JSON-schema"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,61 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:
         """Run one completion. Raise a ``BackendError`` subclass, never a library's own exception."""
+
+    def accepted_grammar(self, request: CompletionRequest) -> Grammar | None:
+        """The request's grammar, checked against ``capabilities.grammar_formats``; None when it has no grammar.
+
+        Call it before sending anything: a grammar in a format this backend does not declare raises ConfigError,
+        naming the backend, its URL, the format it got and the wrapper to use instead.
+        """
+        grammar = request.grammar
+        if grammar is None or grammar.format in self.capabilities.grammar_formats:
+            return grammar
+        from memgpt_core.errors import ConfigError
+
+        given = f"and was given a {grammar.format} grammar"
+        formats = sorted(self.capabilities.grammar_formats)
+        if not formats:
+            raise ConfigError(
+                f"the {self.name} backend at {self.endpoint} takes no grammars (its server has no constrained "
+                f"sampling), {given}",
+                fix="use a wrapper without -grammar",
+            )
+        names = " and ".join(_FORMAT_NAMES.get(f, f) for f in formats)
+        builds = "GBNF" if formats == ["gbnf"] else "a JSON schema" if formats == ["json_schema"] else names
+        raise ConfigError(
+            f"the {self.name} backend at {self.endpoint} takes {names} grammars only, {given}",
+            fix=f"use a wrapper whose grammar provider builds {builds} (the built-in function-call provider does), "
+            "or a wrapper without -grammar",
+        )
+
+    def check_prompt_fits(
+        self, request: CompletionRequest, *, server: str, larger_context: str, window: int | None = None
+    ) -> int | None:
+        """Count the prompt before sending it, for servers that silently cut a prompt too long for their context.
+
+        ``window`` defaults to ``request.context_window``. Raises ContextOverflowError (which makes the agent summarise
+        and retry) when the prompt plus ``request.max_tokens`` does not fit. ``server`` is the server's name for the
+        message ("KoboldCpp"); ``larger_context`` says how to give it more room, for the fix. Returns the prompt's
+        token count, or None when there is no window or ``count_tokens`` gives None (the check is then skipped).
+        """
+        window = window or request.context_window
+        if not window:
+            return None
+        prompt_tokens = self.count_tokens(request.prompt)
+        if prompt_tokens is not None and prompt_tokens + request.max_tokens > window:
+            from memgpt_core.errors import ContextOverflowError
+
+            raise ContextOverflowError(
+                f"the prompt is {prompt_tokens} tokens and {request.max_tokens} more are reserved for the answer, "
+                f"which is more than the context window of {window} tokens ({self.endpoint}); {server} would "
+                "silently drop the start of the prompt",
+                url=self.endpoint,
+                fix=f"the agent summarises its history and retries; if this repeats, {larger_context}",
+                prompt_tokens=prompt_tokens,
+                context_window=window,
+            )
+        return prompt_tokens
 
     def count_tokens(self, text: str) -> int | None:
         """Exact token count from the server's tokenizer, or None if this backend has none."""

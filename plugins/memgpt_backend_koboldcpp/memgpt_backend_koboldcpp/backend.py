@@ -25,8 +25,6 @@ from memgpt_core.backend import Backend, Capabilities
 from memgpt_core.errors import (
     BackendHTTPError,
     BackendResponseError,
-    ConfigError,
-    ContextOverflowError,
     EmptyCompletionError,
 )
 
@@ -61,26 +59,19 @@ class KoboldCppBackend(Backend):
     def complete(self, request: CompletionRequest) -> Completion:
         from memgpt_core.models import Completion
 
+        grammar = self.accepted_grammar(request)
         if request.context_window:
             window: int | None = request.context_window
         else:
             if self._server_context is None:
                 self._server_context = self.context_window() or 0
             window = self._server_context or None
-        prompt_tokens = None
-        if window:
-            prompt_tokens = self.count_tokens(request.prompt)
-            if prompt_tokens is not None and prompt_tokens + request.max_tokens > window:
-                raise ContextOverflowError(
-                    f"the prompt is {prompt_tokens} tokens and {request.max_tokens} more are reserved for the answer, "
-                    f"which is more than the context window of {window} tokens ({self.endpoint}); KoboldCpp would "
-                    "silently drop the start of the prompt",
-                    url=self.endpoint,
-                    fix="the agent summarises its history and retries; if this repeats, start KoboldCpp with a larger "
-                    "--contextsize and raise --context-window to match",
-                    prompt_tokens=prompt_tokens,
-                    context_window=window,
-                )
+        prompt_tokens = self.check_prompt_fits(
+            request,
+            window=window,
+            server="KoboldCpp",
+            larger_context="start KoboldCpp with a larger --contextsize and raise --context-window to match",
+        )
         body: dict[str, Any] = {_SAMPLER_NAMES.get(k, k): v for k, v in request.sampling.items()}
         body.update(
             {
@@ -93,13 +84,8 @@ class KoboldCppBackend(Backend):
         )
         if window:
             body["max_context_length"] = window
-        if request.grammar is not None:
-            if request.grammar.format != "gbnf":
-                raise ConfigError(
-                    f"the koboldcpp backend takes GBNF grammars only, and was given a {request.grammar.format} grammar",
-                    fix="use a wrapper whose grammar provider builds GBNF (the built-in function-call provider does)",
-                )
-            body["grammar"] = request.grammar.text
+        if grammar is not None:
+            body["grammar"] = grammar.text
             # Each call is a fresh function call: grammar state carried over from the last one would reject it.
             body["grammar_retain_state"] = False
         url = self.endpoint + "/api/v1/generate"

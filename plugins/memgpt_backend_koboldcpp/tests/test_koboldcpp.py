@@ -177,12 +177,15 @@ def test_empty_and_malformed_answers(kobold: HTTPServer) -> None:
 
 
 def test_refuses_a_json_schema_grammar(kobold: HTTPServer) -> None:
-    with pytest.raises(ConfigError, match="GBNF"):
-        KoboldCppBackend(kobold.url_for("/")).complete(
+    backend = KoboldCppBackend(kobold.url_for("/"))
+    with pytest.raises(ConfigError, match="GBNF") as caught:
+        backend.complete(
             CompletionRequest(
                 prompt="x", max_tokens=2, context_window=512, grammar=Grammar(format="json_schema", text="{}")
             )
         )
+    assert backend.endpoint in str(caught.value)
+    assert not kobold.log, "the grammar is checked before anything is sent, the token count included"
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from memgpt_core.errors import (
     ContextOverflowError,
     EmptyCompletionError,
 )
+from memgpt_core.openai_style import read_timings
 
 if TYPE_CHECKING:
     from memgpt_backend_llamacpp.server import LlamaServer
@@ -74,15 +75,16 @@ class LlamaCppBackend(Backend):
         body.update(prompt=request.prompt, n_predict=request.max_tokens, cache_prompt=True, stream=False)
         if request.stop:
             body["stop"] = list(request.stop)
-        if request.grammar is not None:
-            if request.grammar.format == "gbnf":
-                body["grammar"] = request.grammar.text
+        grammar = self.accepted_grammar(request)
+        if grammar is not None:
+            if grammar.format == "gbnf":
+                body["grammar"] = grammar.text
             else:
                 try:
-                    body["json_schema"] = json.loads(request.grammar.text)
+                    body["json_schema"] = json.loads(grammar.text)
                 except ValueError as exc:
                     raise ConfigError(
-                        f"the JSON-schema grammar from {request.grammar.provider or 'the grammar provider'} is not "
+                        f"the JSON-schema grammar from {grammar.provider or 'the grammar provider'} is not "
                         f"valid JSON ({exc}), so it was not sent to {self.endpoint}",
                         fix="report it to the grammar provider's plugin, or use a wrapper without -grammar",
                     ) from None
@@ -271,7 +273,7 @@ class LlamaCppBackend(Backend):
         )
 
     def _completion(self, data: Any) -> Completion:
-        from memgpt_core.models import Completion, Timings
+        from memgpt_core.models import Completion
 
         url = self.endpoint + "/completion"
         if not isinstance(data, dict) or not isinstance(data.get("content"), str):
@@ -290,21 +292,12 @@ class LlamaCppBackend(Backend):
                 fix="the model ended its answer at once: check that the wrapper matches the model's prompt format "
                 "and that no stop string matches the start of an answer (memgpt doctor shows both)",
             )
-        timings = data.get("timings") if isinstance(data.get("timings"), dict) else None
         return Completion(
             text=text,
             finish_reason="length" if stop_type == "limit" else "stop",
             prompt_tokens=_int(data.get("tokens_evaluated")),
             completion_tokens=_int(data.get("tokens_predicted")),
-            timings=Timings(
-                prompt_n=_int(timings.get("prompt_n")),
-                prompt_ms=_float(timings.get("prompt_ms")),
-                predicted_n=_int(timings.get("predicted_n")),
-                predicted_ms=_float(timings.get("predicted_ms")),
-                cache_n=_int(timings.get("cache_n")),
-            )
-            if timings
-            else None,
+            timings=read_timings(data),
             model=(data.get("model") or "").rsplit("/", 1)[-1] or None,
         )
 
@@ -351,7 +344,3 @@ def _error_object(body: str) -> dict[str, Any]:
 
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

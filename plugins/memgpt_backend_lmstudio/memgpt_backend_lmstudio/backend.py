@@ -30,6 +30,7 @@ from memgpt_core.errors import (
     ContextOverflowError,
     EmptyCompletionError,
 )
+from memgpt_core.openai_style import read_completion
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -61,50 +62,37 @@ class LMStudioBackend(Backend):
     description: ClassVar[str] = "LM Studio local server (/v1/completions; JSON-schema structured output)"
 
     def complete(self, request: CompletionRequest) -> Completion:
-        from memgpt_core.models import Completion, Timings
-
+        grammar = self.accepted_grammar(request)
         body: dict[str, Any] = dict(request.sampling)
         body.update({"max_tokens": request.max_tokens, "stream": False})
         if request.stop:
             body["stop"] = list(request.stop)
-        if request.grammar is None:
+        if grammar is None:
             path = "/v1/completions"
             body["prompt"] = request.prompt
         else:
-            if request.grammar.format != "json_schema":
-                raise ConfigError(
-                    f"the lmstudio backend takes JSON-schema grammars only, and was given a {request.grammar.format} "
-                    "grammar",
-                    fix="use a wrapper whose grammar provider builds a JSON schema (the built-in provider does)",
-                )
             path = "/v1/chat/completions"
             body["messages"] = [{"role": "user", "content": request.prompt}]
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "function_call", "strict": True, "schema": _schema(request.grammar.text)},
+                "json_schema": {"name": "function_call", "strict": True, "schema": _schema(grammar.text)},
             }
         url = self.endpoint + path
         answer = self._post(path, body)
-        text, finish, usage, model = _read_choice(answer, url)
-        if not text:
+        done = read_completion(
+            answer,
+            url,
+            server="LM Studio",
+            fix="check that OPENAI_API_BASE points at LM Studio's server (default http://127.0.0.1:1234)",
+        )
+        if not done.text:
             raise EmptyCompletionError(
                 f"LM Studio at {url} returned an empty completion",
                 url=url,
                 fix="LM Studio answers with nothing when the prompt is longer than the model's loaded context: "
                 "raise the model's context length in LM Studio, or lower --context-window; then run `memgpt doctor`",
             )
-        reported = answer.get("timings") if isinstance(answer.get("timings"), dict) else None
-        timings = None
-        if reported is not None:
-            timings = Timings(**{k: reported.get(k) for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms")})
-        return Completion(
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            timings=timings,
-            model=model,
-        )
+        return done
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         url = self.endpoint + path
@@ -212,20 +200,3 @@ def _explain(message: str, url: str, http: BackendHTTPError | None) -> BackendEr
     if http is not None:
         return http
     return BackendResponseError(f"LM Studio at {url} reported an error: {message}", url=url)
-
-
-def _read_choice(answer: Any, url: str) -> tuple[str, str, dict[str, int], str | None]:
-    try:
-        choice = answer["choices"][0]
-        text = choice["text"] if "text" in choice else choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise BackendResponseError(
-            f"LM Studio at {url} answered without a completion: {str(answer)[:200]}",
-            url=url,
-            fix="check that OPENAI_API_BASE points at LM Studio's server (default http://127.0.0.1:1234)",
-        ) from None
-    finish = "length" if choice.get("finish_reason") == "length" else "stop"
-    raw = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
-    usage = {k: int(v) for k, v in raw.items() if k in ("prompt_tokens", "completion_tokens") and v is not None}
-    model = answer.get("model")
-    return (text if isinstance(text, str) else ""), finish, usage, (str(model) if model else None)

@@ -11,7 +11,14 @@ import pytest
 from memgpt_backend_lmstudio import LMStudioBackend
 from pytest_httpserver import HTTPServer
 
-from memgpt_core.errors import BackendError, BackendHTTPError, ConfigError, ContextOverflowError, EmptyCompletionError
+from memgpt_core.errors import (
+    BackendError,
+    BackendHTTPError,
+    BackendResponseError,
+    ConfigError,
+    ContextOverflowError,
+    EmptyCompletionError,
+)
 from memgpt_core.models import CompletionRequest, Grammar
 from memgpt_core.testing import BackendConformance
 
@@ -193,6 +200,14 @@ def test_empty_answer_points_at_the_loaded_context(httpserver: HTTPServer) -> No
         LMStudioBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="x", max_tokens=4))
 
 
+def test_answer_without_a_completion_points_at_lm_studios_port(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/completions").respond_with_json({"object": "list", "data": []})
+    with pytest.raises(BackendResponseError) as caught:
+        LMStudioBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="x", max_tokens=4))
+    assert caught.value.url == httpserver.url_for("/v1/completions") and "LM Studio" in str(caught.value)
+    assert caught.value.fix is not None and "127.0.0.1:1234" in caught.value.fix
+
+
 def test_loaded_context_and_model_from_the_rest_api(httpserver: HTTPServer) -> None:
     # GET /api/v1/models as LM Studio 0.4 documents it.
     models = {
@@ -221,8 +236,9 @@ def test_older_lm_studio_without_the_rest_api(httpserver: HTTPServer) -> None:
 
 
 def test_refuses_a_gbnf_grammar() -> None:
-    with pytest.raises(ConfigError, match="JSON-schema"):
+    with pytest.raises(ConfigError, match="JSON-schema") as caught:
         LMStudioBackend().complete(CompletionRequest(prompt="x", max_tokens=2, grammar=Grammar(format="gbnf", text="")))
+    assert LMStudioBackend.default_endpoint in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,9 @@ from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
     BackendResponseError,
-    ConfigError,
-    ContextOverflowError,
     EmptyCompletionError,
 )
+from memgpt_core.openai_style import read_completion
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -36,7 +35,7 @@ NO_MODEL = "None"  # what text-generation-webui reports as the model name when n
 
 
 class _WebUIBase(Backend):
-    """What both APIs share: the context guard, grammar checks, the no-model diagnosis."""
+    """What both APIs share: the context guard, the no-model diagnosis, token counting."""
 
     default_endpoint: ClassVar[str] = "http://127.0.0.1:5000"
     capabilities: ClassVar[Capabilities] = Capabilities(grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True)
@@ -50,35 +49,14 @@ class _WebUIBase(Backend):
 
     # -- shared helpers -------------------------------------------------------------------------------------------
 
-    def _grammar_text(self, request: CompletionRequest) -> str | None:
-        grammar = request.grammar
-        if grammar is None:
-            return None
-        if grammar.format != "gbnf":
-            raise ConfigError(
-                f"the {self.name} backend takes GBNF grammars only, and was given a {grammar.format} grammar",
-                fix="use a wrapper whose grammar provider builds GBNF (the built-in function-call provider does)",
-            )
-        return grammar.text
-
     def _guard_context(self, request: CompletionRequest) -> int | None:
         """Count the prompt and refuse it when webui would silently cut its start off. Returns the count, if known."""
-        window = request.context_window
-        if not window:
-            return None
-        prompt_tokens = self.count_tokens(request.prompt)
-        if prompt_tokens is not None and prompt_tokens + request.max_tokens > window:
-            raise ContextOverflowError(
-                f"the prompt is {prompt_tokens} tokens and {request.max_tokens} more are reserved for the answer, "
-                f"which is more than the context window of {window} tokens ({self.endpoint}); text-generation-webui "
-                "would silently drop the start of the prompt",
-                url=self.endpoint,
-                fix="the agent summarises its history and retries; if this repeats, raise the context window "
-                "(--context-window, and the model's n_ctx / truncation length in text-generation-webui)",
-                prompt_tokens=prompt_tokens,
-                context_window=window,
-            )
-        return prompt_tokens
+        return self.check_prompt_fits(
+            request,
+            server="text-generation-webui",
+            larger_context="raise the context window "
+            "(--context-window, and the model's n_ctx / truncation length in text-generation-webui)",
+        )
 
     def _empty(self, url: str) -> BackendError:
         model = None
@@ -146,9 +124,7 @@ class WebUIBackend(_WebUIBase):
         return {"text": text}
 
     def complete(self, request: CompletionRequest) -> Completion:
-        from memgpt_core.models import Completion, Timings
-
-        grammar = self._grammar_text(request)
+        grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
         body: dict[str, Any] = self._sampling(request)
         body.update({"prompt": request.prompt, "max_tokens": request.max_tokens, "stream": False})
@@ -157,21 +133,13 @@ class WebUIBackend(_WebUIBase):
         if request.context_window:
             body["truncation_length"] = request.context_window
         if grammar is not None:
-            body["grammar_string"] = grammar
+            body["grammar_string"] = grammar.text
         url = self.endpoint + "/v1/completions"
         answer = self.request("POST", "/v1/completions", body)
-        text, finish, usage, model = _read_openai_completion(answer, url, self.name)
-        if not text:
+        done = read_completion(answer, url, server="text-generation-webui", prompt_tokens=prompt_tokens)
+        if not done.text:
             raise self._empty(url)
-        completion_tokens = usage.get("completion_tokens")
-        return Completion(
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=usage.get("prompt_tokens", prompt_tokens),
-            completion_tokens=completion_tokens,
-            timings=_read_timings(answer, Timings),
-            model=model,
-        )
+        return done
 
     def model_name(self) -> str | None:
         try:
@@ -197,7 +165,7 @@ class WebUILegacyBackend(_WebUIBase):
     def complete(self, request: CompletionRequest) -> Completion:
         from memgpt_core.models import Completion
 
-        grammar = self._grammar_text(request)
+        grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
         body: dict[str, Any] = self._sampling(request)
         body.update(
@@ -210,7 +178,7 @@ class WebUILegacyBackend(_WebUIBase):
         if request.context_window:
             body["truncation_length"] = request.context_window
         if grammar is not None:
-            body["grammar_string"] = grammar
+            body["grammar_string"] = grammar.text
         url = self.endpoint + "/api/v1/generate"
         answer = self.request("POST", "/api/v1/generate", body)
         try:
@@ -238,30 +206,3 @@ class WebUILegacyBackend(_WebUIBase):
         body = self.request("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
         name = body.get("result") if isinstance(body, dict) else None
         return str(name) if name is not None else None
-
-
-def _read_openai_completion(answer: Any, url: str, backend: str) -> tuple[str, str, dict[str, int], str | None]:
-    """``choices[0].text``, the finish reason (stop or length), ``usage`` and the model of an OpenAI completion."""
-    try:
-        choice = answer["choices"][0]
-        text = choice["text"]
-    except (KeyError, IndexError, TypeError):
-        raise BackendResponseError(
-            f"the {backend} server at {url} answered without choices[0].text: {str(answer)[:200]}",
-            url=url,
-            fix=f"check that OPENAI_API_BASE points at the {backend} server and BACKEND_TYPE names its kind",
-        ) from None
-    finish = "length" if choice.get("finish_reason") == "length" else "stop"
-    raw_usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
-    usage = {k: int(v) for k, v in raw_usage.items() if k in ("prompt_tokens", "completion_tokens") and v is not None}
-    model = answer.get("model")
-    return (text if isinstance(text, str) else ""), finish, usage, (str(model) if model else None)
-
-
-def _read_timings(answer: Any, timings_cls: Any) -> Any:
-    """The server's own timings when it reports them (llama-server does; webui does not), else None."""
-    reported = answer.get("timings") if isinstance(answer, dict) else None
-    if isinstance(reported, dict):
-        known = {k: reported.get(k) for k in ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms", "cache_n")}
-        return timings_cls(**known)
-    return None

@@ -15,6 +15,7 @@ from werkzeug import Request, Response
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
+    BackendResponseError,
     ConfigError,
     ContextOverflowError,
     EmptyCompletionError,
@@ -140,6 +141,27 @@ def test_webui_refuses_a_prompt_it_would_silently_truncate(httpserver: HTTPServe
     assert not _bodies(httpserver, "/v1/completions"), "an overflowing prompt must not be sent"
 
 
+def test_webui_without_usage_reports_its_own_count_and_the_servers_timings(httpserver: HTTPServer) -> None:
+    answer = _completion("yes")
+    del answer["usage"]
+    answer["timings"] = {"prompt_n": 40, "prompt_ms": 12.5, "predicted_n": 1, "predicted_ms": 9.0, "cache_n": 0}
+    httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 40})
+    httpserver.expect_request("/v1/completions").respond_with_json(answer)
+    done = WebUIBackend(httpserver.url_for("/")).complete(
+        CompletionRequest(prompt="Is it?", max_tokens=4, context_window=4096)
+    )
+    assert done.prompt_tokens == 40 and done.completion_tokens is None
+    assert done.timings is not None and done.timings.prompt_ms == 12.5 and done.timings.cache_n == 0
+
+
+def test_webui_answer_without_choices_names_the_url(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/completions").respond_with_json({"results": [{"text": "yes"}]})
+    with pytest.raises(BackendResponseError) as caught:
+        WebUIBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="Hi", max_tokens=2))
+    assert caught.value.url == httpserver.url_for("/v1/completions")
+    assert "text-generation-webui" in str(caught.value) and "BACKEND_TYPE" in str(caught.value)
+
+
 def test_webui_reads_the_older_token_count_shape(httpserver: HTTPServer) -> None:
     # Versions before the typed API answered {"results": [{"tokens": N}]}.
     httpserver.expect_request("/v1/internal/token-count").respond_with_json({"results": [{"tokens": 7}]})
@@ -193,11 +215,13 @@ def test_webui_openai_error_body_is_shown(httpserver: HTTPServer) -> None:
     assert "Missing required input" in str(caught.value) and caught.value.status == 400
 
 
-def test_webui_refuses_a_json_schema_grammar() -> None:
-    with pytest.raises(ConfigError, match="GBNF"):
-        WebUIBackend().complete(
+@pytest.mark.parametrize("backend_class", [WebUIBackend, WebUILegacyBackend])
+def test_webui_refuses_a_json_schema_grammar(backend_class: type) -> None:
+    with pytest.raises(ConfigError, match="GBNF") as caught:
+        backend_class().complete(
             CompletionRequest(prompt="x", max_tokens=2, grammar=Grammar(format="json_schema", text="{}"))
         )
+    assert backend_class.default_endpoint in str(caught.value)
 
 
 # -- webui-legacy ---------------------------------------------------------------------------------------------------
