@@ -19,6 +19,8 @@ from memgpt_core.errors import BackendError, BackendHTTPError, ContextOverflowEr
 from memgpt_core.models import CompletionRequest
 from memgpt_core.testing import closed_port
 
+pytestmark = pytest.mark.server  # every test here talks to a llama-server of its own
+
 KEY = "sk-memgpt-test-7f3a9c2e51d4"
 WRONG = "sk-wrong-key-0b8d44e1aa90"
 BACKENDS = ("llamacpp", "webui", "lmstudio")

