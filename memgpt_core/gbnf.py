@@ -1,10 +1,13 @@
 """GBNF (llama.cpp's grammar format) from JSON Schema: a small converter for the subset function schemas use.
 
 Supported: ``type`` (one or a list) string, integer, number, boolean, null, array (``items``, ``minItems``,
-``maxItems``), object (``properties``, ``required``; or ``additionalProperties`` as a value schema), ``enum``,
-``const``, ``anyOf``/``oneOf``, ``minLength``/``maxLength`` on strings, ``minimum >= 0`` on integers (no minus
-sign; ``minimum >= 1`` also no zero) and with it ``maximum`` as a bound on the number of digits, and an empty schema
-(any JSON value). Anything else raises :class:`GrammarError` naming where it was found.
+``maxItems``), object (``properties``, ``required``; or ``additionalProperties`` as a value schema, with
+``minProperties``, ``maxProperties`` and a ``propertyNames`` of ``minLength``/``maxLength``), ``enum``, ``const``,
+``anyOf``/``oneOf``, ``minLength``/``maxLength`` on strings, and an empty schema (any JSON value). Integers and
+numbers have at most 16 digits before the point (numbers: at most 6 after it, and no exponent); a ``minimum`` of 0
+or more drops the minus sign (on integers ``minimum >= 1`` also drops zero), and ``minimum`` and ``maximum`` together
+bound the number of digits to those of the wider bound. Anything else raises :class:`GrammarError` naming where it
+was found.
 
 Two limits of llama.cpp's grammar parser shape the output (``src/llama-grammar.cpp``): a bound ``x{m,n}`` above
 2000 is silently read as unbounded, and the product of the bounds of all repetitions in one sequence must stay
@@ -15,6 +18,7 @@ longer string cap is built from 1000-character chunks.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -23,6 +27,11 @@ from memgpt_core.errors import MemGPTError
 # llama.cpp's MAX_REPETITION_THRESHOLD: the largest bound its parser keeps.
 MAX_REPETITION = 2000
 _CHUNK = 1000
+MAX_DIGITS = 16
+"""The most digits an integer, or a number before its point, may have: enough for any count or amount a function
+takes, and a bound the model cannot run past."""
+FRACTION_DIGITS = 6
+"""The most digits a number may have after its point."""
 
 # Whitespace between tokens: nothing, one space, or one line break with a bounded indent, so the model can lay
 # the call out as it was trained to but can never pad forever.
@@ -38,9 +47,9 @@ _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "digits": (r'"0" | [1-9] [0-9]{0,15}', ()),
     "positive-digits": (r"[1-9] [0-9]{0,15}", ()),
     "integer": (r'"-"? digits', ("digits",)),
-    "fraction": (r'"." [0-9]{1,16}', ()),
-    "exponent": (r"[eE] [-+]? [0-9]{1,3}", ()),
-    "number": (r'"-"? digits fraction? exponent?', ("digits", "fraction", "exponent")),
+    # Numbers are written plainly (no exponent), so their length is bounded by their digits.
+    "fraction": ('"." [0-9]{1,' + str(FRACTION_DIGITS) + "}", ()),
+    "number": (r'"-"? digits fraction?', ("digits", "fraction")),
     "boolean": (r'"true" | "false"', ()),
     "null": (r'"null"', ()),
     "value": (
@@ -246,26 +255,40 @@ class Converter:
         return self.add(f"{item}-0-to-{high}", f"{fewer} {some} | {exact} {rest}")
 
     def _integer(self, schema: dict[str, Any], name: str, where: str) -> str:
-        minimum = schema.get("minimum")
-        if not _is_number(minimum) or minimum < 0:
-            return self.primitive("integer")  # a maximum alone bounds nothing: a minus sign allows any length
-        positive = minimum >= 1
-        maximum = schema.get("maximum")
-        if not _is_number(maximum):
-            return self.primitive("positive-digits" if positive else "digits")
-        if maximum < minimum:
+        minimum, maximum = schema.get("minimum"), schema.get("maximum")
+        if _is_number(minimum) and _is_number(maximum) and maximum < minimum:
             raise GrammarError(f"{where}: maximum {maximum} is below minimum {minimum}")
         # GBNF cannot say "at most 360" short of spelling out every number, so the bound is on digits: up to 999
         # here. The function still checks the range and tells the model when it is out.
-        more = len(str(int(maximum))) - 1
-        if positive:
-            body = "[1-9]" if more == 0 else f"[1-9] [0-9]{{0,{more}}}"
-            return self.add(f"positive-digits-{more + 1}", body)
-        body = "[0-9]" if more == 0 else f'"0" | [1-9] [0-9]{{0,{more}}}'
-        return self.add(f"digits-{more + 1}", body)
+        sign, digits = integral_digits(schema)
+        if sign:
+            if digits == MAX_DIGITS:
+                return self.primitive("integer")
+            return self.add(f"integer-{digits}", f'"-"? {self._digits(digits)}')
+        if _is_number(minimum) and minimum >= 1:
+            more = digits - 1
+            if more == MAX_DIGITS - 1:
+                return self.primitive("positive-digits")
+            return self.add(f"positive-digits-{digits}", "[1-9]" if more == 0 else f"[1-9] [0-9]{{0,{more}}}")
+        return self._digits(digits)
+
+    def _digits(self, digits: int) -> str:
+        """A rule for a whole number of at most ``digits`` digits, without sign or leading zeros."""
+        if digits >= MAX_DIGITS:
+            return self.primitive("digits")
+        more = digits - 1
+        return self.add(f"digits-{digits}", "[0-9]" if more == 0 else f'"0" | [1-9] [0-9]{{0,{more}}}')
 
     def _number(self, schema: dict[str, Any], name: str, where: str) -> str:
-        return self.primitive("number")
+        minimum, maximum = schema.get("minimum"), schema.get("maximum")
+        if _is_number(minimum) and _is_number(maximum) and maximum < minimum:
+            raise GrammarError(f"{where}: maximum {maximum} is below minimum {minimum}")
+        sign, digits = integral_digits(schema)
+        if sign and digits == MAX_DIGITS:
+            return self.primitive("number")
+        fraction = self.primitive("fraction")
+        body = f"{self._digits(digits)} {fraction}?"
+        return self.add(f"number-{digits}" if sign else f"unsigned-number-{digits}", f'"-"? {body}' if sign else body)
 
     def _boolean(self, schema: dict[str, Any], name: str, where: str) -> str:
         return self.primitive("boolean")
@@ -283,9 +306,10 @@ class Converter:
             raise GrammarError(f"{where}: maxItems {high} is below minItems {low}")
         if high == 0:
             return self.add(name, f'"[" {ws} "]"')
-        more = self.add(f"{name}-more", f'"," {ws} {item} {ws}')
-        tail = self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
-        body = f"{item} {ws} {tail}"
+        body = f"{item} {ws}"
+        if high != 1:
+            more = self.add(f"{name}-more", f'"," {ws} {item} {ws}')
+            body += " " + self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
         return self.add(name, f'"[" {ws} {body} "]"' if low else f'"[" {ws} ( {body} )? "]"')
 
     def _object(self, schema: dict[str, Any], name: str, where: str) -> str:
@@ -296,10 +320,7 @@ class Converter:
                 return self.primitive("object")
             if extra is False:
                 return self.add(name, f'"{{" {self.primitive("ws")} "}}"')
-            value = self.visit(extra, f"{name}-value", f"{where} values")
-            ws, key = self.primitive("ws"), self.primitive("string")
-            pair = f'{key} {ws} ":" {ws} {value} {ws}'
-            return self.add(name, f'"{{" {ws} ( {pair} ( "," {ws} {pair} )* )? "}}"')
+            return self._map(schema, extra, name, where)
         if not isinstance(properties, dict):
             raise GrammarError(f"{where}: properties must be an object")
         required = schema.get("required", [])
@@ -328,6 +349,41 @@ class Converter:
             starts.append("")  # nothing is required: the empty object is allowed too
         body = starts[0] if len(starts) == 1 else "( " + " | ".join(s if s else '""' for s in starts) + " )"
         return self.add(name, f'"{{" {ws} {body} "}}"')
+
+    def _map(self, schema: dict[str, Any], extra: Any, name: str, where: str) -> str:
+        """An object of free keys whose values all follow ``extra``, within its bounds on keys and their length."""
+        value = self.visit(extra, f"{name}-value", f"{where} values")
+        names = schema.get("propertyNames", {})
+        if not isinstance(names, dict) or set(names) - {"type", "minLength", "maxLength"}:
+            raise GrammarError(f"{where}: propertyNames may only bound the length of the keys")
+        ws, key = self.primitive("ws"), self._string({"type": "string", **names}, f"{name}-key", where)
+        low = _nonneg_int(schema.get("minProperties", 0), "minProperties", where)
+        high = schema.get("maxProperties")
+        high = None if high is None else _nonneg_int(high, "maxProperties", where)
+        if high is not None and high < low:
+            raise GrammarError(f"{where}: maxProperties {high} is below minProperties {low}")
+        if high == 0:
+            return self.add(name, f'"{{" {ws} "}}"')
+        pair = self.add(f"{name}-pair", f'{key} {ws} ":" {ws} {value} {ws}')
+        body = pair
+        if high != 1:
+            more = self.add(f"{name}-more", f'"," {ws} {pair}')
+            body += " " + self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
+        return self.add(name, f'"{{" {ws} {body} "}}"' if low else f'"{{" {ws} ( {body} )? "}}"')
+
+
+def integral_digits(schema: dict[str, Any]) -> tuple[bool, int]:
+    """For an integer or number schema: whether a minus sign is allowed, and the most digits before the point.
+
+    No minus sign when ``minimum`` is 0 or more; when both ``minimum`` and ``maximum`` are given, no more digits
+    than the wider of them has; never more than :data:`MAX_DIGITS`.
+    """
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    sign = not (_is_number(minimum) and minimum >= 0)
+    if _is_number(minimum) and _is_number(maximum) and math.isfinite(minimum) and math.isfinite(maximum):
+        widest = max(abs(minimum), abs(maximum))
+        return sign, max(1, min(MAX_DIGITS, len(str(int(widest)))))
+    return sign, MAX_DIGITS
 
 
 def _is_number(value: Any) -> bool:

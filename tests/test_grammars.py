@@ -484,3 +484,204 @@ def test_a_visible_start_pattern_is_enforced_in_gbnf_and_left_out_of_the_json_sc
     fn["parameters"]["properties"]["text"]["maxLength"] = 0
     with pytest.raises(GrammarError, match="no room for the visible first character"):
         provider.build([fn], format="gbnf")
+
+
+# --- Every part that can grow is bounded by the token budget -----------------------------------------------------
+
+BENCH = json.loads((Path(__file__).parent.parent / "benchmarks" / "community_functions.json").read_text())
+SETS = {"memgpt": MEMGPT, "community": COMMUNITY, "community-bench": BENCH}
+FORMS = ("gbnf", "json_schema")
+# llama.cpp's JSON Schema converter: a number is a sign, 16 digits, ".", 16 digits, "e", a sign and 16 digits.
+LLAMA_CPP_LONGEST_NUMBER = "-" + "9" * 16 + "." + "9" * 16 + "e-" + "9" * 16
+
+Longest = tuple[str, int, int, int]  # (compact JSON text, fixed characters, free characters, whitespace places)
+
+
+def longest(schema: dict[str, Any], fmt: str) -> Longest:
+    """The longest value ``schema`` admits in ``fmt``, worked out from the bounds the provider wrote (a missing
+    bound raises KeyError): its text and what it is made of. Free characters are those the model picks one by one
+    (string contents, digits); whitespace places are counted as each form lays values out (llama.cpp's converter
+    allows whitespace after every closing bracket too)."""
+    extra = 1 if fmt == "json_schema" else 0
+    if "const" in schema or "enum" in schema:
+        text = max((json.dumps(v) for v in schema.get("enum", [schema.get("const")])), key=len)
+        return text, len(text), 0, 0
+    if "anyOf" in schema:
+        return max((longest(o, fmt) for o in schema["anyOf"]), key=estimate)
+    kind = schema["type"]
+    if kind == "object":
+        pairs = [(json.dumps(k), longest(v, fmt)) for k, v in schema["properties"].items()]
+        text = "{" + ",".join(f"{k}:{v[0]}" for k, v in pairs) + "}"
+        fixed = 1 + len(pairs) + sum(len(k) + 1 + v[1] for k, v in pairs)
+        return text, fixed, sum(v[2] for _, v in pairs), 4 * len(pairs) + extra + sum(v[3] for _, v in pairs)
+    if kind == "array":
+        n = schema["maxItems"]
+        item = longest(schema["items"], fmt)
+        text = "[" + ",".join([item[0]] * n) + "]"
+        return text, 2 + (n - 1) + n * item[1], n * item[2], 1 + extra + 2 * n + n * item[3]
+    if kind == "string":
+        n = schema["maxLength"]
+        return '"' + "x" * n + '"', 2, n, 0
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if kind == "number" and fmt == "json_schema":
+            text = LLAMA_CPP_LONGEST_NUMBER
+        elif kind == "integer" and fmt == "json_schema" and low is not None and high is not None:
+            text = max(str(low), str(high), key=len)  # llama.cpp keeps an integer's range exactly
+        else:
+            digits = len(str(int(max(abs(low), abs(high))))) if low is not None and high is not None else 16
+            text = ("" if low is not None and low >= 0 else "-") + "9" * digits
+            text += "." + "9" * 6 if kind == "number" else ""
+        return text, 0, len(text), 0
+    if kind == "boolean":
+        return "false", 5, 0, 0
+    assert kind == "null", schema
+    return "null", 4, 0, 0
+
+
+def estimate(value: Longest) -> int:
+    """Tokens, counted as the provider promises to: fixed text at two characters a token, free characters at one,
+    two tokens per whitespace place."""
+    _text, fixed, free, spaces = value
+    return -(-fixed // 2) + free + 2 * spaces
+
+
+@pytest.mark.parametrize("fmt", FORMS)
+@pytest.mark.parametrize("budget", [256, 512, 1024, 4096])
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_the_longest_call_the_grammar_admits_fits_the_budget(fmt, budget, name):
+    from memgpt_core.default_plugins.grammars import MIN_STRING_CAP
+
+    for fn in SETS[name]:
+        schema = call_schema([fn], max_tokens=budget, max_string_length=600, format=fmt)
+        worst = longest(schema, fmt)
+        if estimate(worst) > budget:
+            # Only a budget too small for the call's structure is exceeded: then every part is at its floor.
+            strings = [s for s in walk(schema) if isinstance(s, dict) and "maxLength" in s]
+            assert all(s["maxLength"] == MIN_STRING_CAP for s in strings), (fn["name"], estimate(worst))
+            assert all(a["maxItems"] == max(1, a.get("minItems", 0)) for a in arrays(schema)), fn["name"]
+            assert budget <= 256
+        # The longest value is one the JSON Schema form admits, so the bounds above are the ones that apply. (The
+        # GBNF bounds digits, not ranges: its longest numbers can be out of range.)
+        if fmt == "json_schema":
+            jsonschema.validate(json.loads(worst[0]), schema)
+
+
+@pytest.mark.parametrize("fmt", FORMS)
+def test_the_budget_is_mostly_used(fmt):
+    # Conservative, not wasteful: the longest admitted call of each function takes most of a 512-token budget.
+    for fn in BENCH + MEMGPT:
+        worst = estimate(longest(call_schema([fn], max_tokens=512, format=fmt), fmt))
+        assert worst > 512 * 0.8, (fn["name"], worst)
+
+
+def arrays(node: Any):
+    return [s for s in walk(node) if isinstance(s, dict) and s.get("type") == "array"]
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_every_array_has_an_item_cap_in_both_forms(provider, name):
+    for budget in (256, 512, 2048):
+        schema = json.loads(provider.build(SETS[name], format="json_schema", max_tokens=budget))
+        assert all(isinstance(a.get("maxItems"), int) and a["maxItems"] >= 1 for a in arrays(schema))
+        gbnf = provider.build(SETS[name], format="gbnf", max_tokens=budget)
+        # No repetition without an upper bound is left: no "*", no "+", no "{n,}".
+        bodies = "\n".join(rules(gbnf).values())
+        assert not re.search(r"[*+](?=\s|$|\))|\{\d+,\}", bodies.replace('"+"', "").replace('"-"', "")), gbnf
+
+
+def params_of(schema: dict[str, Any], function: str) -> dict[str, Any]:
+    option = next(o for o in schema.get("anyOf", [schema]) if o["title"] == function)
+    return option["properties"]["params"]["properties"]
+
+
+def test_an_array_without_max_items_gets_a_cap_that_grows_with_the_budget():
+    from memgpt_core.default_plugins.grammars import MAX_ITEMS_UNDECLARED
+
+    caps = [params_of(call_schema(BENCH, max_tokens=n), "tag_note")["tags"]["maxItems"] for n in (256, 512, 1024)]
+    assert caps == sorted(caps) and caps[0] < caps[-1], caps
+    huge = params_of(call_schema(BENCH, max_tokens=100_000), "tag_note")["tags"]
+    assert huge["maxItems"] == MAX_ITEMS_UNDECLARED
+    assert huge["items"]["maxLength"] > 16  # with room to spare, the tags get longer instead of more numerous
+
+
+def test_a_declared_max_items_is_kept_when_it_fits_and_lowered_when_it_does_not():
+    roomy = params_of(call_schema(BENCH + COMMUNITY, max_tokens=2048), "set_reminder")
+    assert roomy["weekdays"]["maxItems"] == 7
+    assert params_of(call_schema(COMMUNITY, max_tokens=4096), "plan_trip")["daily_hours"]["maxItems"] == 3
+    tight = params_of(call_schema(COMMUNITY, max_tokens=256), "plan_trip")
+    assert tight["daily_hours"]["maxItems"] < 3
+    assert tight["destinations"]["maxItems"] >= tight["destinations"]["minItems"] == 1
+
+
+def test_arrays_of_objects_bound_the_objects_strings_too():
+    people = params_of(call_schema(BENCH, max_tokens=512), "add_contacts")["people"]
+    assert people["maxItems"] >= 1
+    item = people["items"]["properties"]
+    assert item["name"]["maxLength"] >= 16
+    assert item["phone"] == {"anyOf": [{"type": "string", "maxLength": item["name"]["maxLength"]}, {"type": "null"}]}
+
+
+def test_the_json_schema_form_counts_llama_cpps_longer_numbers():
+    gbnf, json_form = (call_schema(BENCH, max_tokens=512, format=f) for f in FORMS)
+    # log_expense has two numbers: llama.cpp's converter admits 52 characters for each, the GBNF 24 and 8.
+    assert (
+        params_of(json_form, "log_expense")["inner_thoughts"]["maxLength"]
+        < (params_of(gbnf, "log_expense")["inner_thoughts"]["maxLength"])
+    )
+    # Without numbers, the two forms differ only by the JSON form's whitespace after each closing bracket.
+    for fn in MEMGPT:
+        gbnf_cap, json_cap = (
+            call_schema([fn], max_tokens=512, format=f)["properties"]["params"]["properties"]["inner_thoughts"]
+            for f in FORMS
+        )
+        assert 0 <= gbnf_cap["maxLength"] - json_cap["maxLength"] <= 4, fn["name"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "rule"),
+    [
+        ({"type": "number"}, '"-"? digits fraction?'),
+        ({"type": "number", "minimum": 0, "maximum": 5}, "digits-1 fraction?"),
+        ({"type": "number", "minimum": -90, "maximum": 90}, '"-"? digits-2 fraction?'),
+        ({"type": "integer", "minimum": -90, "maximum": 90}, '"-"? digits-2'),
+    ],
+)
+def test_numbers_are_bounded_by_their_digits(schema, rule):
+    grammar = rules(schema_to_gbnf(schema))
+    assert grammar[grammar["root"]] == rule
+    assert "fraction ::=" not in schema_to_gbnf({"type": "integer"})
+
+
+def test_a_number_has_no_exponent_and_at_most_six_decimals():
+    grammar = rules(schema_to_gbnf({"type": "number"}))
+    assert grammar["fraction"] == '"." [0-9]{1,6}'
+    assert "[eE]" not in "\n".join(grammar.values())
+
+
+def test_an_object_of_free_keys_gets_a_key_count_and_key_length():
+    fn = {
+        "name": "set_scores",
+        "parameters": {
+            "type": "object",
+            "properties": {"scores": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}},
+            "required": ["scores"],
+        },
+    }
+    for fmt in FORMS:
+        schema = call_schema([fn], max_tokens=512, format=fmt)
+        scores = params_of(schema, "set_scores")["scores"]
+        assert scores["maxProperties"] >= 1 and scores["propertyNames"]["maxLength"] >= 16
+        jsonschema.validate(call("set_scores", scores={"a" * 16: 1}), schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(
+                call("set_scores", scores={str(i): 1 for i in range(scores["maxProperties"] + 1)}), schema
+            )
+    grammar = rules(FunctionCallGrammar().build([fn], format="gbnf", max_tokens=512))
+    more = grammar["set-scores-params-scores"].split()[-3]
+    assert re.fullmatch(r"set-scores-params-scores-more-0-to-\d+", more), grammar["set-scores-params-scores"]
+
+
+def test_without_a_budget_arrays_are_left_as_declared():
+    plan = params_of(call_schema(COMMUNITY, max_string_length=300), "plan_trip")
+    assert "maxItems" not in plan["destinations"] and plan["daily_hours"]["maxItems"] == 3

@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgpt_core.agent.functions import SCHEMAS
-from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem
+from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem, call_schema
 
 FIXTURES = json.loads((Path(__file__).parent / "grammar_functions.json").read_text())
 MEMGPT = FIXTURES["memgpt"]
 COMMUNITY = FIXTURES["community"]
 ALL = MEMGPT + COMMUNITY
 AGENT = SCHEMAS  # what the agent really sends
+BENCH = json.loads((Path(__file__).parent.parent / "benchmarks" / "community_functions.json").read_text())
 CAP = 300
 
 
@@ -105,7 +106,7 @@ ACCEPTED = {
         "plan_trip",
         IT,
         '"destinations": ["Rome", "Oslo"]',
-        '"budget": -1.25e3',
+        '"budget": -1250.75',
         '"currency": "GBP"',
         '"nights": 4',
         '"travellers": [{"name": "Ann", "age": 0}, {"name": "Bo"}]',
@@ -132,6 +133,8 @@ REJECTED = {
     "invalid escape": text("send_message", IT, r'"message": "\x41"'),
     "unescaped quote inside a string": text("send_message", IT, '"message": "say "hi""'),
     "integer with a leading zero": text("pause_heartbeats", IT, '"minutes": 007'),
+    "number with an exponent": text("plan_trip", IT, '"destinations": ["a"]', '"budget": 1e3', HB),
+    "number with seven decimals": text("plan_trip", IT, '"destinations": ["a"]', '"budget": 0.1234567', HB),
     "empty array under minItems": text("plan_trip", IT, '"destinations": []', '"budget": 1', HB),
     "array over maxItems": text(
         "plan_trip", IT, '"destinations": ["a"]', '"budget": 1', '"daily_hours": [1, 2, 3, 4]', HB
@@ -159,8 +162,13 @@ def test_llama_cpp_validator_rejects_invalid_calls(validator, grammar, json_form
         call = json.loads(REJECTED[name])
     except ValueError:
         return  # not JSON at all, so no schema could accept it either
-    if name in ("inner_thoughts not first", "unbounded padding"):
-        return  # key order and layout are GBNF-only rules: a JSON Schema cannot see them
+    if name in (
+        "inner_thoughts not first",
+        "unbounded padding",
+        "number with an exponent",
+        "number with seven decimals",
+    ):
+        return  # key order, layout and the way a number is written are GBNF-only rules: a JSON Schema cannot see them
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(call, json_form)
 
@@ -214,11 +222,10 @@ def test_the_agents_message_cannot_be_blank(validator, agent_grammar, message, o
 
 
 def test_each_function_gets_its_own_cap_from_the_budget(validator, agent_grammar):
-    json_form = json.loads(
-        FunctionCallGrammar().build(AGENT, format="json_schema", max_string_length=600, max_tokens=512)
-    )
+    # The bounds the GBNF was built with (the JSON Schema form's differ a little: it counts llama.cpp's layout).
+    bounded = call_schema(AGENT, max_string_length=600, max_tokens=512, format="gbnf")
     caps = {
-        o["title"]: o["properties"]["params"]["properties"]["inner_thoughts"]["maxLength"] for o in json_form["anyOf"]
+        o["title"]: o["properties"]["params"]["properties"]["inner_thoughts"]["maxLength"] for o in bounded["anyOf"]
     }
     for function, pairs in (
         ("send_message", ['"message": "%s"']),
@@ -230,6 +237,18 @@ def test_each_function_gets_its_own_cap_from_the_budget(validator, agent_grammar
             sample = text(function, '"inner_thoughts": "%s"' % ("t" * length), *filled)
             assert validator.accepts(agent_grammar, sample) is ok, (function, length)
     assert caps["conversation_search_date"] < caps["send_message"]
+
+
+def test_arrays_admit_exactly_their_item_cap(validator):
+    grammar = FunctionCallGrammar().build(BENCH, format="gbnf", max_string_length=600, max_tokens=512)
+    schema = call_schema(BENCH, max_string_length=600, max_tokens=512, format="gbnf")  # the bounds the GBNF has
+    option = next(o for o in schema["anyOf"] if o["title"] == "tag_note")["properties"]["params"]["properties"]
+    tags, tag = option["tags"]["maxItems"], option["tags"]["items"]["maxLength"]
+    for count, length, ok in ((tags, tag, True), (tags + 1, 1, False), (1, tag + 1, False), (0, 0, True)):
+        sample = text("tag_note", IT, '"title": "Trip"', '"tags": %s' % json.dumps(["t" * length] * count))  # noqa: UP031
+        assert validator.accepts(grammar, sample) is ok, (count, length)
+    values = '"values": [-1234567890123456.125, 0.5]'
+    assert validator.accepts(grammar, text("record_readings", IT, '"sensor": "s"', values))
 
 
 def test_the_cap_above_llama_cpps_repetition_limit_is_exact(validator):
@@ -272,6 +291,12 @@ VARIANTS = {
     "gbnf, the agent's own functions": ("gbnf", AGENT, {"max_string_length": 600}),
     "json_schema, MemGPT functions": ("json_schema", MEMGPT, {}),
     "json_schema, both, capped": ("json_schema", ALL, {"max_string_length": CAP}),
+    "gbnf, community set, budgeted": ("gbnf", BENCH + COMMUNITY, {"max_string_length": 600, "max_tokens": 512}),
+    "json_schema, community set, budgeted": (
+        "json_schema",
+        BENCH + COMMUNITY,
+        {"max_string_length": 600, "max_tokens": 512},
+    ),
 }
 
 

@@ -28,7 +28,6 @@ from memgpt_core.agent.memory import FunctionError
 from memgpt_core.agent.requests import backend_failed
 from memgpt_core.agent.state import AgentSettings
 from memgpt_core.errors import BackendError, MemGPTError, PluginFailedError
-from memgpt_core.selection import MAX_STRING_CHARS
 from memgpt_core.storage import AgentRecord, MessageRecord, Store
 from memgpt_core.storage.sqlite import now as store_now
 
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     from memgpt_core.models import Grammar
     from memgpt_core.wrapper import Wrapper
 
-__all__ = ["MAX_STRING_CHARS", "Agent", "AgentSettings", "TurnFailedError"]
+__all__ = ["Agent", "AgentSettings", "TurnFailedError"]
 
 
 def _truthy(value: Any) -> bool:

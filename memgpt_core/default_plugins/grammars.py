@@ -64,6 +64,7 @@ class FunctionCallGrammar(GrammarProvider):
             inner_thoughts_in_params=inner_thoughts_in_params,
             max_string_length=max_string_length,
             max_tokens=max_tokens,
+            format=format,
         )
         if format == "gbnf":
             text = schema_to_gbnf(schema, where="function")
@@ -100,11 +101,16 @@ def call_schema(
     inner_thoughts_in_params: bool = True,
     max_string_length: int | None = None,
     max_tokens: int | None = None,
+    format: str = "gbnf",
 ) -> dict[str, Any]:
     """The JSON Schema of one call to one of ``functions``, in the shape MemGPT's wrappers read.
 
-    Free strings (no ``enum``, ``const`` or shorter ``maxLength`` of their own) get a ``maxLength``: the one for each
-    function is worked out from ``max_tokens`` (see :func:`string_cap`) and never exceeds ``max_string_length``.
+    Free strings (no ``enum``, ``const`` or shorter ``maxLength`` of their own) get a ``maxLength`` of at most
+    ``max_string_length``. With ``max_tokens``, every part of a call that can grow is bounded so that any call the
+    grammar admits fits in that many tokens (see :func:`_fit`): strings by ``maxLength``, arrays by ``maxItems``,
+    objects of free keys by ``maxProperties`` and ``propertyNames``; numbers are bounded by their digits. The
+    estimate counts numbers as ``format`` admits them (llama.cpp's JSON Schema converter allows longer ones than
+    the GBNF), so the bounds can differ a little between the two forms of the same functions.
     """
     from memgpt_core.gbnf import GrammarError
 
@@ -133,8 +139,11 @@ def call_schema(
             raise GrammarError(f"the function {name!r} is offered twice", fix="offer each function once")
         seen.add(name)
         option = _call_option(name, fn.get("parameters") or {}, inner_thoughts_in_params)
-        cap = string_cap(option, max_string_length=max_string_length, max_tokens=max_tokens)
-        options.append(option if cap is None else _capped(option, cap))
+        if max_tokens is not None:
+            option = _fit(option, max_tokens, max_string_length=max_string_length, format=format)
+        elif max_string_length is not None:
+            option = _capped(option, max_string_length)
+        options.append(option)
     if len(options) == 1:
         return options[0]
     # anyOf, not oneOf: the constant names already make the options exclusive, and anyOf is cheaper to check.
@@ -248,7 +257,7 @@ def _without_visible_pattern(schema: Any) -> Any:
 
 
 def _capped(schema: Any, cap: int) -> Any:
-    """``schema`` with every free string's ``maxLength`` at most ``cap``."""
+    """``schema`` with every free string's ``maxLength`` at most ``cap`` (used when there is no token budget)."""
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
@@ -260,9 +269,7 @@ def _capped(schema: Any, cap: int) -> Any:
     for key in ("anyOf", "oneOf"):
         if isinstance(out.get(key), list):
             out[key] = [_capped(s, cap) for s in out[key]]
-    kind = out.get("type")
-    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
-    if is_string and "enum" not in out and "const" not in out:
+    if _is_free_string(out):
         existing = out.get("maxLength")
         out["maxLength"] = min(cap, existing) if _is_int(existing) else cap
     return out
@@ -271,95 +278,261 @@ def _capped(schema: Any, cap: int) -> Any:
 MIN_STRING_CAP = 16
 """The shortest cap a budget can force on a string: below it, even a short message or date would not fit."""
 
+MAX_ITEMS_UNDECLARED = 16
+"""The most items (or keys, for an object of free keys) a budget gives a collection that declares no maximum."""
 
-def string_cap(option: dict[str, Any], *, max_string_length: int | None, max_tokens: int | None) -> int | None:
-    """The cap on each free string of one function's call, so that the whole call fits in ``max_tokens``.
+ITEM_OVERHEAD = 5
+"""Tokens reserved per array item besides the item itself: its comma (half a token, rounded up) and two
+whitespace places (after the comma, after the item)."""
 
-    The call's structure is reserved first, as an estimate: its fixed text (keys, quotes, punctuation, the longest
-    enum value, numbers at their most digits) at two characters per token, and two tokens (a line break and an
-    indent) for every place whitespace may go. What is left is shared by the free strings at one character per
-    token, which is the most a token can cost in ASCII text: a model writing plain ASCII cannot run a call past the
-    budget through its strings (escapes and non-ASCII characters can take more tokens per character).
-    """
+PAIR_OVERHEAD = 11
+"""Tokens reserved per key of an object of free keys besides its key's text and its value: the key's quotes, the
+colon and the comma (two characters, so one token each way they are counted, rounded up), and four whitespace
+places."""
+
+JSON_NUMBER_WIDTH = 52
+"""The longest number llama.cpp's JSON Schema converter admits: its number rule is a sign, 16 digits, a point, 16
+digits, an "e", a sign and 16 more digits; it reads no bound of a number schema (only of integers)."""
+
+Part = tuple[int, int | None]
+"""One growable part of a call, in tokens: the least it can be given (a string of :data:`MIN_STRING_CAP`
+characters, an array of its fewest items at their shortest), and the most it can use: a number if it is bounded of
+itself (a string with its own ``maxLength``, an array with ``maxItems`` of fixed-size items), None if only the budget
+bounds it."""
+
+Shape = tuple[int, int, int, tuple[Part, ...]]
+"""A schema's worst case: (fixed characters, whitespace places, digits, growable parts). Fixed characters are the
+text the grammar dictates (keys, quotes, punctuation, enum values, booleans); digits are the characters of numbers,
+which the model writes freely; each growable part (a free string, an array, an object of free keys, a free value)
+gets its own share of the budget."""
+
+
+def string_cap(
+    option: dict[str, Any], *, max_string_length: int | None, max_tokens: int | None, format: str = "gbnf"
+) -> int | None:
+    """The cap on the free strings at the top of one function's call (``inner_thoughts`` and the parameters), so
+    that the whole call fits in ``max_tokens``; see :func:`_fit` for how it is worked out."""
     if max_tokens is None:
         return max_string_length
-    fixed, spaces, strings = _shape(option)
-    if not strings:
+    fixed, spaces, digits, parts = _shape(option, format)
+    if not parts:
         return max_string_length
-    reserve = -(-fixed // 2) + 2 * spaces
-    cap = max(MIN_STRING_CAP, (max_tokens - reserve) // strings)
+    return _string_limit(_share(max_tokens - _cost(fixed, spaces, digits), parts), max_string_length)
+
+
+def _fit(schema: Any, tokens: int, *, max_string_length: int | None, format: str) -> Any:
+    """``schema`` with every part that can grow bounded, so that any value it admits takes at most ``tokens``.
+
+    The estimate, made as for a whole call: the value's fixed text at two characters per token, two tokens (a line
+    break and an indent) for every place whitespace may go, and its digits and the characters of its strings at
+    one token each, which is the most a token can cost in ASCII text. After the fixed part and the digits, what
+    is left is shared equally by the growable parts; a part that needs less than its share (a string whose own
+    ``maxLength`` is short, an array of short fixed items with a small ``maxItems``) keeps what it needs and leaves
+    the rest to the others, and a part that cannot be made smaller than its least (a string of
+    :data:`MIN_STRING_CAP` characters, an array of one item, or ``minItems``, at its shortest) gets its least, the
+    others sharing what remains. A free string's share is its ``maxLength``; an array's share decides how many items
+    it may hold and how long their own strings may be (see :func:`_bound_array`). So only a budget too small for
+    the call at its least is exceeded.
+    """
+    fixed, spaces, digits, parts = _shape(schema, format)
+    share = _share(tokens - _cost(fixed, spaces, digits), parts)
+    return _bound(schema, share, max_string_length=max_string_length, format=format)
+
+
+def _cost(fixed: int, spaces: int, digits: int) -> int:
+    return -(-fixed // 2) + 2 * spaces + digits
+
+
+def _share(available: int, parts: tuple[Part, ...]) -> int:
+    """The largest equal share of ``available`` tokens the parts can have: each part gets the share, but never less
+    than its least nor more than its most (0 when even the leasts do not fit)."""
+
+    def used(share: int) -> int:
+        return sum(max(share, least) if most is None else min(max(share, least), most) for least, most in parts)
+
+    low, high = 0, max(available, 0)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if used(mid) <= available:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _string_limit(share: int, max_string_length: int | None) -> int:
+    cap = max(MIN_STRING_CAP, share)
     return cap if max_string_length is None else min(cap, max_string_length)
 
 
-Shape = tuple[int, int, int]
-"""(fixed characters, whitespace slots, free strings) of a value written as compact JSON with empty free strings."""
+def _bound(schema: Any, share: int, *, max_string_length: int | None, format: str) -> Any:
+    """``schema`` with each growable part bounded to ``share`` tokens (strings, arrays, objects of free keys)."""
+    if not isinstance(schema, dict) or not schema or "const" in schema or "enum" in schema:
+        return schema
+    again = {"max_string_length": max_string_length, "format": format}
+    out = dict(schema)
+    for key in ("anyOf", "oneOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [_bound(s, share, **again) for s in out[key]]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _bound(v, share, **again) for k, v in out["properties"].items()}
+    kinds = _kinds(out)
+    if _is_free_string(out):
+        existing = out.get("maxLength")
+        cap = _string_limit(share, max_string_length)
+        out["maxLength"] = min(cap, existing) if _is_int(existing) else cap
+    if "array" in kinds:
+        out = _bound_array(out, share, **again)
+    extra = out.get("additionalProperties")
+    if "object" in kinds and not out.get("properties") and isinstance(extra, dict) and extra:
+        out = _bound_map(out, share, **again)  # (an empty schema is any value: such an object cannot be bounded)
+    return out
 
 
-def _shape(schema: Any) -> Shape:
-    """The largest :data:`Shape` a normalized schema admits, counted the way the GBNF lays it out: an object of n
-    keys has 4n whitespace slots (after "{", around each ":", after each value), an array of k items 2k. Arrays
-    count ``maxItems`` items if declared, else one (an unbounded array cannot be budgeted). A string with a
-    ``maxLength`` of its own counts as that many fixed characters; one with ``enum`` or ``const`` as its longest
-    value."""
+def _bound_array(schema: dict[str, Any], share: int, *, max_string_length: int | None, format: str) -> dict[str, Any]:
+    """An array's item count and items bounded to ``share`` tokens.
+
+    The count is as many items as fit at their shortest (strings at :data:`MIN_STRING_CAP`), no more than the
+    array's own ``maxItems`` or, without one, :data:`MAX_ITEMS_UNDECLARED`; never fewer than ``minItems`` or one.
+    Each item then gets an equal part of the share, which bounds its own strings and arrays in turn.
+    """
+    declared, low = schema.get("maxItems"), schema.get("minItems", 0)
+    if declared == 0:
+        return schema
+    items = schema.get("items", {})
+    fixed, spaces, digits, parts = _shape(items, format)
+    structure = ITEM_OVERHEAD + _cost(fixed, spaces, digits)
+    smallest = structure + sum(least for least, _ in parts)
+    share = max(share, smallest * max(low if _is_int(low) else 0, 1))
+    count = share // max(smallest, 1)
+    count = min(count, declared if _is_int(declared) else MAX_ITEMS_UNDECLARED)
+    count = max(count, low if _is_int(low) else 0, 1)
+    item_share = _share(share // count - structure, parts)
+    out = {**schema, "maxItems": count}
+    if isinstance(items, dict) and items:
+        out["items"] = _bound(items, item_share, max_string_length=max_string_length, format=format)
+    return out
+
+
+def _bound_map(schema: dict[str, Any], share: int, *, max_string_length: int | None, format: str) -> dict[str, Any]:
+    """An object of free keys: its number of keys, their length and their values bounded to ``share`` tokens, as
+    an array's items are (each key is one more free string of the pair)."""
+    declared, low = schema.get("maxProperties"), schema.get("minProperties", 0)
+    if declared == 0:
+        return schema
+    value = schema["additionalProperties"]
+    fixed, spaces, digits, parts = _shape(value, format)
+    parts = ((MIN_STRING_CAP, None), *parts)  # the key
+    structure = PAIR_OVERHEAD + _cost(fixed, spaces, digits)
+    smallest = structure + sum(least for least, _ in parts)
+    share = max(share, smallest * max(low if _is_int(low) else 0, 1))
+    count = share // max(smallest, 1)
+    count = min(count, declared if _is_int(declared) else MAX_ITEMS_UNDECLARED)
+    count = max(count, low if _is_int(low) else 0, 1)
+    pair_share = _share(share // count - structure, parts)
+    names = schema.get("propertyNames") if isinstance(schema.get("propertyNames"), dict) else {}
+    key_cap = _string_limit(pair_share, max_string_length)
+    if _is_int(names.get("maxLength")):
+        key_cap = min(key_cap, names["maxLength"])
+    return {
+        **schema,
+        "maxProperties": count,
+        "propertyNames": {**names, "maxLength": key_cap},
+        "additionalProperties": _bound(value, pair_share, max_string_length=max_string_length, format=format),
+    }
+
+
+def _shape(schema: Any, format: str = "gbnf") -> Shape:
+    """The largest :data:`Shape` a normalized schema admits in ``format``, counted the way that form lays it out:
+    in GBNF, an object of n keys has 4n whitespace places (after "{", around each ":", after each value) and an array
+    has one after "[" and two per item; llama.cpp's JSON Schema converter allows one more after every closing
+    bracket. A string, an array, an object of free keys and a free value are growable parts; a string with a
+    ``maxLength`` of its own, and an array with a ``maxItems`` of fixed-size items, say how much they need."""
+    extra = 1 if format == "json_schema" else 0
     if not isinstance(schema, dict) or not schema:
-        return 2, 0, 1  # any JSON value: unbounded, counted as one free string
+        return 2, extra, 0, ((MIN_STRING_CAP, None),)  # any JSON value: it cannot be bounded, it gets a share
     if "const" in schema:
-        return len(json.dumps(schema["const"], ensure_ascii=False)), 0, 0
+        return len(json.dumps(schema["const"], ensure_ascii=False)), 0, 0, ()
     if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return max(len(json.dumps(v, ensure_ascii=False)) for v in schema["enum"]), 0, 0
+        return max(len(json.dumps(v, ensure_ascii=False)) for v in schema["enum"]), 0, 0, ()
     options = schema.get("anyOf", schema.get("oneOf"))
     if isinstance(options, list) and options:
         base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
-        return _widest(_shape({**base, **o} if isinstance(o, dict) else o) for o in options)
+        return _widest(_shape({**base, **o} if isinstance(o, dict) else o, format) for o in options)
     kind = schema.get("type")
     if isinstance(kind, list) and kind:
-        return _widest(_shape({**schema, "type": k}) for k in kind)
+        return _widest(_shape({**schema, "type": k}, format) for k in kind)
     if kind is None:
         kind = "object" if "properties" in schema else "array" if "items" in schema else None
     if kind == "object":
         properties = schema.get("properties")
         if isinstance(properties, dict) and properties:
-            fixed, spaces, strings = 1 + len(properties), 4 * len(properties), 0  # braces and commas
+            fixed, spaces, digits = 1 + len(properties), 4 * len(properties) + extra, 0  # braces and commas
+            parts: tuple[Part, ...] = ()
             for key, sub in properties.items():
-                f, w, n = _shape(sub)
-                fixed, spaces, strings = (
-                    fixed + len(json.dumps(key, ensure_ascii=False)) + 1 + f,
-                    spaces + w,
-                    strings + n,
-                )
-            return fixed, spaces, strings
-        extra = schema.get("additionalProperties", True)
-        if extra is False:
-            return 2, 1, 0
-        f, w, n = _shape(extra if isinstance(extra, dict) else {})
-        return 5 + f, 4 + w, 1 + n  # one pair: a free key, its colon, its value
+                f, w, d, p = _shape(sub, format)
+                fixed += len(json.dumps(key, ensure_ascii=False)) + 1 + f
+                spaces, digits, parts = spaces + w, digits + d, parts + p
+            return fixed, spaces, digits, parts
+        if schema.get("additionalProperties", True) is False or schema.get("maxProperties") == 0:
+            return 2, 1 + extra, 0, ()
+        value = schema.get("additionalProperties")
+        f, w, d, p = _shape(value if isinstance(value, dict) else {}, format)
+        low = schema.get("minProperties", 0)
+        least = max(low if _is_int(low) else 0, 1) * (PAIR_OVERHEAD + _cost(f, w, d) + MIN_STRING_CAP)
+        return 2, 1 + extra, 0, ((least + sum(n for n, _ in p), None),)  # its keys and values share one part
     if kind == "array":
-        high, low = schema.get("maxItems"), schema.get("minItems", 0)
-        count = high if _is_int(high) else max(1, low if _is_int(low) else 0)
-        if count == 0:
-            return 2, 1, 0
-        f, w, n = _shape(schema.get("items", {}))
-        return 2 + (count - 1) + count * f, 2 * count + count * w, count * n
+        high = schema.get("maxItems")
+        if high == 0:
+            return 2, 1 + extra, 0, ()
+        f, w, d, p = _shape(schema.get("items", {}), format)
+        item = ITEM_OVERHEAD + _cost(f, w, d)
+        low = schema.get("minItems", 0)
+        least = max(low if _is_int(low) else 0, 1) * (item + sum(n for n, _ in p))
+        most = None
+        if _is_int(high) and all(m is not None for _, m in p):
+            most = max(least, high * (item + sum(m for _, m in p)))  # type: ignore[misc]
+        return 2, 1 + extra, 0, ((least, most),)
     if kind == "string":
         high = schema.get("maxLength")
-        return (2 + high, 0, 0) if _is_int(high) else (2, 0, 1)
+        return 2, 0, 0, ((min(high, MIN_STRING_CAP), high) if _is_int(high) else (MIN_STRING_CAP, None),)
     if kind == "integer":
-        minimum, maximum = schema.get("minimum"), schema.get("maximum")
-        if _is_number(minimum) and minimum >= 0:
-            return (len(str(int(maximum))) if _is_number(maximum) else 16), 0, 0
-        return 17, 0, 0  # a minus sign and sixteen digits
+        from memgpt_core.gbnf import integral_digits
+
+        sign, digits = integral_digits(schema)
+        return 0, 0, int(sign) + digits, ()
     if kind == "number":
-        return 39, 0, 0  # sign, 16 digits, "." and 16 more, "e+999"
+        if format == "json_schema":
+            return 0, 0, JSON_NUMBER_WIDTH, ()
+        from memgpt_core.gbnf import FRACTION_DIGITS, integral_digits
+
+        sign, digits = integral_digits(schema)
+        return 0, 0, int(sign) + digits + 1 + FRACTION_DIGITS, ()
     if kind == "boolean":
-        return 5, 0, 0
+        return 5, 0, 0, ()
     if kind == "null":
-        return 4, 0, 0
-    return 2, 0, 1
+        return 4, 0, 0, ()
+    return 2, extra, 0, ((MIN_STRING_CAP, None),)
 
 
 def _widest(shapes: Any) -> Shape:
-    fixed, spaces, strings = zip(*shapes, strict=True)
-    return max(fixed), max(spaces), max(strings)
+    """The worst case of several alternatives: the most of each count, and the alternative with the most parts
+    (among those, the one whose parts are least bounded)."""
+    shapes = list(shapes)
+    fixed, spaces, digits = (max(s[i] for s in shapes) for i in range(3))
+    parts = max((s[3] for s in shapes), key=lambda p: (len(p), sum(m is None for _, m in p), sum(n for n, _ in p)))
+    return fixed, spaces, digits, parts
+
+
+def _kinds(schema: dict[str, Any]) -> list[Any]:
+    kind = schema.get("type")
+    if kind is None:
+        return ["object"] if "properties" in schema else ["array"] if "items" in schema else []
+    return kind if isinstance(kind, list) else [kind]
+
+
+def _is_free_string(schema: dict[str, Any]) -> bool:
+    return "string" in _kinds(schema) and "enum" not in schema and "const" not in schema
 
 
 def _is_int(value: Any) -> bool:
