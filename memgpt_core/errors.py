@@ -129,6 +129,21 @@ class PluginFailedError(PluginError):
     """A plugin raised something unexpected while in use (a backend completing, a wrapper building a prompt or
     reading an answer, a grammar provider building a grammar). The step that used it ended; nothing was saved."""
 
+    @classmethod
+    def of(cls, what: str, distribution: str, doing: str, exc: BaseException, *, instead: str) -> PluginFailedError:
+        """``what`` ("the faulty backend") from ``distribution`` failed while ``doing``, with ``exc`` in one line;
+        the fix names the distribution to report it to and what to use ``instead`` meanwhile."""
+        return cls(
+            f"{what} from {distribution} failed while {doing}: {exception_line(exc)}; nothing was saved from this step",
+            fix=f"report it to the authors of {distribution}; meanwhile {instead}",
+        )
+
+
+def exception_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, cut at ``limit`` characters: how a plugin's own exception is shown."""
+    detail = " ".join(str(exc).split())[:limit]
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
 
 class AgentInUseError(MemGPTError):
     """Another process has the agent open."""

@@ -91,11 +91,11 @@ def negotiate_grammar(
     except MemGPTError as exc:
         return None, f"grammar sampling is off: the {provider_name} grammar provider failed: {exc.message}"
     except Exception as exc:
-        owner = plugins.plugin_of("grammars", provider_name)
-        detail = " ".join(str(exc).split())[:200]
-        raise PluginFailedError(
-            f"the {provider_name} grammar provider from {owner} failed while building a grammar: "
-            f"{type(exc).__name__}{': ' + detail if detail else ''}; nothing was saved from this step",
-            fix=f"report it to the authors of {owner}, or use a wrapper without -grammar meanwhile",
+        raise PluginFailedError.of(
+            f"the {provider_name} grammar provider",
+            plugins.plugin_of("grammars", provider_name),
+            "building a grammar",
+            exc,
+            instead="use a wrapper without -grammar",
         ) from exc
     return Grammar(format=formats[0], text=text, provider=provider_name), None

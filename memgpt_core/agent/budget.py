@@ -33,7 +33,7 @@ class TokenCounter:
 
     def count(self, text: str) -> int:
         if self.exact:
-            from memgpt_core.agent.requests import backend_failed
+            from memgpt_core.backend import backend_failed
 
             try:
                 counted = self.backend.count_tokens(text)

@@ -10,7 +10,7 @@ from typing import Any
 
 from memgpt_core.agent.agent import Agent, AgentSettings
 from memgpt_core.agent.events import Event
-from memgpt_core.agent.requests import backend_failed
+from memgpt_core.backend import backend_failed
 from memgpt_core.errors import ConfigError, MemGPTError
 
 
