@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from memgpt_core.errors import PluginFailedError
     from memgpt_core.models import Completion, CompletionRequest, Grammar
 
 # How error messages name each grammar format.
@@ -28,12 +29,24 @@ class Capabilities:
     server_context: bool = False
     """``context_window`` reads the server's real context size."""
     streaming: bool = False
+    chat_template: bool = False
+    """``chat_template`` reads the loaded model's chat template from the server."""
     embedded: bool = False
     """``start_embedded`` can start a server of its own, with nothing configured."""
 
     @property
     def grammar(self) -> bool:
         return bool(self.grammar_formats)
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """The loaded model's chat template (the Jinja text a GGUF file carries as ``tokenizer.chat_template``), with
+    the model's BOS and EOS strings where the server reports them."""
+
+    source: str
+    bos_token: str = ""
+    eos_token: str = ""
 
 
 class EmbeddedServer(abc.ABC):
@@ -167,6 +180,11 @@ class Backend(abc.ABC):
         """The name of the loaded model, if the server says."""
         return None
 
+    def chat_template(self) -> ChatTemplate | None:
+        """The loaded model's chat template, or None if the server does not say (declare
+        ``capabilities.chat_template`` when it can)."""
+        return None
+
     def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:  # noqa: B027
         """Block until the server can serve completions (for example while it loads its model). Optional."""
 
@@ -179,3 +197,22 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} at {self.endpoint}>"
+
+
+def backend_failed(backend: Backend, doing: str, exc: BaseException) -> PluginFailedError:
+    """A backend plugin's own exception (not a ``MemGPTError``) while ``doing`` something, as one line naming the
+    backend and its distribution, for the step to end with."""
+    from memgpt_core import plugins
+    from memgpt_core.errors import MemGPTError, PluginFailedError
+
+    try:
+        owner = plugins.plugin_of("backends", backend.name)
+    except MemGPTError:  # a backend made directly, not through the registry (tests, embedding code)
+        owner = type(backend).__module__.split(".")[0]
+    return PluginFailedError.of(
+        f"the {backend.name} backend",
+        owner,
+        doing,
+        exc,
+        instead=f"check the server at {backend.endpoint}, or use another backend (--backend)",
+    )

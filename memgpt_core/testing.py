@@ -172,7 +172,7 @@ class BackendConformance:
         assert isinstance(caps, Capabilities)
         assert isinstance(caps.grammar_formats, frozenset)
         assert caps.grammar_formats <= GRAMMAR_FORMATS, f"unknown grammar formats: {caps.grammar_formats}"
-        for flag in ("exact_tokenizer", "server_context", "streaming", "embedded"):
+        for flag in ("exact_tokenizer", "server_context", "streaming", "chat_template", "embedded"):
             assert isinstance(getattr(caps, flag), bool), f"capabilities.{flag} must be True or False"
 
     def test_registered_under_its_name(self) -> None:
@@ -248,6 +248,13 @@ class BackendConformance:
         assert window is None or (isinstance(window, int) and window > 0)
         if caps.server_context:
             assert window is not None, "capabilities.server_context is declared, but context_window gave None"
+
+    def test_live_chat_template(self, live_backend: Backend) -> None:
+        if not self.backend_class.capabilities.chat_template:
+            pytest.skip("this backend declares no chat_template capability")
+        template = live_backend.chat_template()
+        # None is honest for a model file without a template; a template must be text a Jinja engine can read.
+        assert template is None or (isinstance(template.source, str) and template.source.strip())
 
     def test_live_grammar_constrains_the_output(self, live_backend: Backend) -> None:
         from memgpt_core.models import CompletionRequest, Grammar

@@ -23,9 +23,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.errors import MemGPTError, ParseError, PluginFailedError
+from memgpt_core.errors import MemGPTError, ParseError, PluginFailedError, exception_line
 
 if TYPE_CHECKING:
+    from memgpt_core.backend import Backend, ChatTemplate
     from memgpt_core.models import FunctionCall
 
 Message = dict[str, Any]
@@ -70,6 +71,13 @@ class PromptWrapper(abc.ABC):
     """The strings that end the model's turn in this prompt format."""
     inner_thoughts_in_params: ClassVar[bool] = True
     """The model writes its inner monologue as the ``inner_thoughts`` parameter (else as text before the call)."""
+    needs_chat_template: ClassVar[bool] = False
+    """The wrapper renders the loaded model's own chat template: core calls :meth:`use_chat_template` with what the
+    backend reports before the first prompt."""
+
+    def use_chat_template(self, template: ChatTemplate | None) -> None:  # noqa: B027 - optional, most ignore it
+        """Take the model's chat template (None: the backend cannot say). Raise ``ConfigError`` naming the wrappers
+        to use instead when the wrapper cannot work without one."""
 
     @abc.abstractmethod
     def chat_completion_to_prompt(
@@ -136,6 +144,7 @@ class Wrapper:
         "grammar",
         "inner_thoughts_in_params",
         "name",
+        "needs_chat_template",
         "stop_sequences",
     )
 
@@ -149,6 +158,7 @@ class Wrapper:
             self.grammar: str | None = wrapped.grammar
             self.stop_sequences: tuple[str, ...] = tuple(wrapped.stop_sequences) or TURN_MARKERS
             self.inner_thoughts_in_params: bool = wrapped.inner_thoughts_in_params
+            self.needs_chat_template: bool = wrapped.needs_chat_template
             self._first_message = True
             return
         # A class written for MemGPT (or another plain class): take what it declares, MemGPT's defaults elsewhere.
@@ -166,6 +176,7 @@ class Wrapper:
         self.stop_sequences = tuple(stops) if isinstance(stops, (tuple, list)) and stops else TURN_MARKERS
         self.inner_thoughts_in_params = bool(getattr(wrapped, "inner_thoughts_in_params", True))
         self._first_message = getattr(wrapped, "supports_first_message", False) is True
+        self.needs_chat_template = False  # MemGPT never had model templates
 
     @classmethod
     def make(cls, registered: Any, *, name: str, distribution: str = "") -> Wrapper:
@@ -181,6 +192,28 @@ class Wrapper:
 
     def __repr__(self) -> str:
         return f"<Wrapper {self.name} from {self.distribution}: {type(self._wrapped).__name__}>"
+
+    def fit_to(self, backend: Backend) -> None:
+        """Hand the wrapper what it needs from the server before the first prompt: the model's chat template, for a
+        wrapper that renders it (None when the backend cannot read it). A wrapper's own failure is one line."""
+        if not self.needs_chat_template:
+            return
+        template = None
+        if backend.capabilities.chat_template:
+            try:
+                template = backend.chat_template()
+            except MemGPTError:
+                raise
+            except Exception as exc:
+                from memgpt_core.backend import backend_failed
+
+                raise backend_failed(backend, "reading the model's chat template", exc) from exc
+        try:
+            self._wrapped.use_chat_template(template)
+        except MemGPTError:
+            raise
+        except Exception as exc:
+            raise self._failed("reading the model's chat template", exc) from exc
 
     # -- the two methods ---------------------------------------------------------------------------------------
 
@@ -260,21 +293,19 @@ class Wrapper:
         return FunctionCall(name=name, arguments=checked, inner_thoughts=thoughts)
 
     def _unreadable(self, raw: str, exc: BaseException) -> ParseError:
-        detail = " ".join(str(exc).split())[:200]
         return ParseError(
-            f"the {self.name} wrapper from {self.distribution} could not read it "
-            f"({type(exc).__name__}{': ' + detail if detail else ''})",
+            f"the {self.name} wrapper from {self.distribution} could not read it ({exception_line(exc)})",
             raw,
             fix="a -grammar wrapper forces a readable call where the backend supports grammars",
         )
 
     def _failed(self, doing: str, exc: BaseException) -> PluginFailedError:
-        detail = " ".join(str(exc).split())[:200]
-        return PluginFailedError(
-            f"the {self.name} wrapper from {self.distribution} failed while {doing}: "
-            f"{type(exc).__name__}{': ' + detail if detail else ''}; nothing was saved from this step",
-            fix=f"report it to the authors of {self.distribution}, or choose another wrapper with --model "
-            "(`memgpt plugins list` shows them)",
+        return PluginFailedError.of(
+            f"the {self.name} wrapper",
+            self.distribution,
+            doing,
+            exc,
+            instead="choose another wrapper with --model (`memgpt plugins list` shows them)",
         )
 
 

@@ -25,8 +25,8 @@ from memgpt_core.agent.completion import Completions, TurnFailedError
 from memgpt_core.agent.events import Event, StepInfo, TurnResult
 from memgpt_core.agent.layout import event_time, full_time
 from memgpt_core.agent.memory import FunctionError
-from memgpt_core.agent.requests import backend_failed
 from memgpt_core.agent.state import AgentSettings
+from memgpt_core.backend import backend_failed
 from memgpt_core.errors import BackendError, MemGPTError, PluginFailedError
 from memgpt_core.storage import AgentRecord, MessageRecord, Store
 from memgpt_core.storage.sqlite import now as store_now
@@ -66,6 +66,7 @@ class Agent(Completions, EditCommands):
         self.settings = settings or AgentSettings()
         self.on_event = on_event
         self.busy = busy or (lambda label: contextlib.nullcontext())
+        wrapper.fit_to(backend)
         self.counter = TokenCounter(backend)
         self.functions = functions.SCHEMAS
         self.context: list[MessageRecord] = store.get_messages(record.context)

@@ -14,7 +14,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from memgpt_core.backend import Backend, Capabilities, EmbeddedServer, Progress
+from memgpt_core.backend import Backend, Capabilities, ChatTemplate, EmbeddedServer, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -54,6 +54,7 @@ class LlamaCppBackend(Backend):
         exact_tokenizer=True,
         server_context=True,
         streaming=False,
+        chat_template=True,
         embedded=True,
     )
     description = "llama.cpp's own server (llama-server): GBNF and JSON-schema grammars, exact tokens, prompt cache"
@@ -129,6 +130,18 @@ class LlamaCppBackend(Backend):
         if not isinstance(name, str) or not name:
             return None
         return name.rsplit("/", 1)[-1]
+
+    def chat_template(self) -> ChatTemplate | None:
+        """The loaded model's chat template, from ``GET /props`` (``chat_template``, ``bos_token``, ``eos_token``);
+        None when the server reports none (a model file without one)."""
+        props = self.props()
+        source = props.get("chat_template")
+        if not isinstance(source, str) or not source.strip():
+            return None
+        bos, eos = props.get("bos_token"), props.get("eos_token")
+        return ChatTemplate(
+            source=source, bos_token=bos if isinstance(bos, str) else "", eos_token=eos if isinstance(eos, str) else ""
+        )
 
     def props(self, *, refresh: bool = False) -> dict[str, Any]:
         """``GET /props``, read once per backend (the server's settings do not change while it runs)."""

@@ -94,6 +94,17 @@ def test_context_window_is_read_from_props(backend, llama_server):
     assert backend.total_slots() == llama_server.total_slots
 
 
+def test_the_models_chat_template_is_read_from_props(backend, llama_server):
+    template = backend.chat_template()
+    assert template is not None
+    # SmolLM2 speaks ChatML: its template writes the turn markers, and the server names its BOS and EOS strings.
+    assert "<|im_start|>" in template.source and template.source == llama_server.props["chat_template"]
+    assert (template.bos_token, template.eos_token) == (
+        llama_server.props["bos_token"],
+        llama_server.props["eos_token"],
+    )
+
+
 def test_context_window_disagreement_is_warned_once(backend, llama_server, caplog):
     with caplog.at_level(logging.WARNING, logger="memgpt.backend.llamacpp"):
         first = backend.check_context_window(llama_server.n_ctx * 2)
