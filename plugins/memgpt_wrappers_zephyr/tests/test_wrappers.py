@@ -1,0 +1,130 @@
+"""The Zephyr wrappers: the exact prompt for a conversation with every role, and the conformance kit."""
+
+from __future__ import annotations
+
+import pytest
+
+from memgpt_core import plugins
+from memgpt_core.testing import WrapperConformance
+
+FUNCTIONS = [
+    {
+        "name": "send_message",
+        "description": "Show a message to the user.",
+        "parameters": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "What the user reads."}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "conversation_search",
+        "description": "Search past messages.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for."},
+                "page": {"type": "integer"},
+            },
+            "required": ["query"],
+        },
+    },
+]
+MESSAGES = [
+    {"role": "system", "content": "You are Sam, an agent with a memory."},
+    {"role": "system", "content": "Core memory: the human is called Chad."},
+    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
+    {
+        "role": "assistant",
+        "content": "A new user. Greet him.",
+        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
+    },
+    {
+        "role": "function",
+        "name": "send_message",
+        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
+    },
+    {"role": "system", "content": "Warning: the context is 75% full."},
+]
+
+GOLDEN_TURNS = (
+    "<|system|>\n"
+    "You are Sam, an agent with a memory.\n"
+    "\n"
+    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
+    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
+    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
+    "The user only reads what you pass to send_message.\n"
+    "\n"
+    "Functions:\n"
+    "send_message: Show a message to the user.\n"
+    "  message (string, required): What the user reads.\n"
+    "conversation_search: Search past messages.\n"
+    "  query (string, required): Words to look for.\n"
+    "  page (integer)</s>\n"
+    "<|system|>\n"
+    "Core memory: the human is called Chad.</s>\n"
+    "<|user|>\n"
+    '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}</s>\n'
+    "<|assistant|>\n"
+    "{\n"
+    '  "function": "send_message",\n'
+    '  "params": {\n'
+    '    "inner_thoughts": "A new user. Greet him.",\n'
+    '    "message": "Hello Chad!"\n'
+    "  }\n"
+    "}</s>\n"
+    "<|system|>\n"
+    'Result of send_message: {"status": "OK", "message": null, "time": "2024-01-01 10:00"}</s>\n'
+    "<|system|>\n"
+    "Warning: the context is 75% full.</s>\n"
+    "<|assistant|>\n"
+)
+
+
+def test_plain_prompt_is_exactly_this_and_primes_the_call():
+    wrapper = plugins.get_wrapper("zephyr-7B")
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
+    assert wrapper.grammar is None
+
+
+def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar():
+    wrapper = plugins.get_wrapper("zephyr-7B-grammar")
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS
+    assert wrapper.grammar == "function-call"
+    assert "function-call" in plugins.get_grammars()
+
+
+def test_without_a_system_message_the_instructions_still_open_the_prompt():
+    prompt = plugins.get_wrapper("zephyr-7B-grammar").prompt(MESSAGES[2:3], FUNCTIONS)
+    assert prompt.startswith("<|system|>\nReply to every turn")
+
+
+def test_the_function_result_is_not_a_user_turn():
+    prompt = plugins.get_wrapper("zephyr-7B-grammar").prompt(MESSAGES, FUNCTIONS)
+    assert "<|user|>\nResult of" not in prompt
+    assert "<|system|>\nResult of send_message:" in prompt
+
+
+@pytest.mark.parametrize("name", ["zephyr-7B", "zephyr-7B-grammar"])
+def test_stop_sequences_end_the_turn(name):
+    stops = plugins.get_wrapper(name).stop_sequences
+    for marker in ("</s>", "<|user|>", "<|system|>", "<|assistant|>"):
+        assert marker in stops
+
+
+def test_the_plain_answer_is_read_after_the_primed_opening():
+    wrapper = plugins.get_wrapper("zephyr-7B")
+    call = wrapper.parse(
+        ' "send_message",\n  "params": {\n    "inner_thoughts": "Answer.",\n    "message": "Sure."\n  }\n}',
+        FUNCTIONS,
+    )
+    assert (call.name, call.arguments, call.inner_thoughts) == ("send_message", {"message": "Sure."}, "Answer.")
+
+
+class TestZephyrConformance(WrapperConformance):
+    wrapper_name = "zephyr-7B"
+
+
+class TestZephyrGrammarConformance(WrapperConformance):
+    wrapper_name = "zephyr-7B-grammar"
