@@ -41,7 +41,9 @@ def test_healthy_llama_server_with_grammar(llama_server: Any) -> None:
     parse = found["parse rate"]
     assert parse["data"]["wrapper"]["grammar"] == "gbnf", "the -grammar wrapper must run with the grammar on"
     assert parse["data"]["wrapper"]["readable"] == 1, parse
-    assert parse["data"]["twin"]["wrapper"] == "chatml", "the twin without grammar is compared"
+    rivals = parse["data"]["rivals"]
+    assert rivals["chatml"]["wrapper"] == "chatml", "the twin without grammar is compared"
+    assert rivals["auto-grammar"]["grammar"] == "gbnf", "the model's own template is measured beside it"
     assert json.loads(result.output)["wrapper"] == "chatml-grammar"
 
 

@@ -22,6 +22,8 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 PARSE_PASS = 0.8
 """The share of readable agent-style answers below which the parse-rate check fails (a warning below 100%)."""
 SLOW = 2.0
+AUTO = "auto-grammar"
+"""The wrapper that renders the model's own chat template; doctor measures it beside the chosen one."""
 """Tokens per second below which an agent step takes minutes: a warning, not a failure."""
 
 # Five first messages of a new conversation, each inviting a different function; short, so the check stays quick.
@@ -313,39 +315,54 @@ def _twin(name: str, backend: Backend) -> str | None:
     return twin if twin in plugins.get_wrappers() else None
 
 
+def _rivals(name: str, backend: Backend) -> list[str]:
+    """The wrappers measured beside ``name``: its twin with the grammar switched, and ``auto-grammar`` (the model's
+    own chat template) where it is installed and the backend can read the template and take a grammar."""
+    from memgpt_core import plugins
+
+    rivals = [twin] if (twin := _twin(name, backend)) else []
+    caps = backend.capabilities
+    if caps.chat_template and caps.grammar and AUTO not in (name, *rivals) and AUTO in plugins.get_wrappers():
+        rivals.append(AUTO)
+    return rivals
+
+
 def _check_parse_rate(
     backend: Backend, wrapper_name: str, window: int | None, samples: int, max_tokens: int
 ) -> list[Check]:
     chosen = _parse_rate(backend, wrapper_name, window, samples, max_tokens)
-    checks = []
-    twin_name = _twin(wrapper_name, backend)
-    twin = _parse_rate(backend, twin_name, window, samples, max_tokens) if twin_name else None
     if chosen.get("error"):
         return [Check("parse rate", FAIL, chosen["error"], chosen.get("fix"), chosen)]
     ok, total = chosen["readable"], chosen["total"]
     detail = f"{ok}/{total} agent-style answers readable with {wrapper_name}"
-    data: dict[str, Any] = {"wrapper": chosen}
-    if twin is not None and not twin.get("error"):
-        detail += f"; {twin['readable']}/{twin['total']} with {twin_name}"
-        data["twin"] = twin
+    data: dict[str, Any] = {"wrapper": chosen, "rivals": {}}
+    best_name, best = wrapper_name, ok
+    for rival_name in _rivals(wrapper_name, backend):
+        rival = _parse_rate(backend, rival_name, window, samples, max_tokens)
+        data["rivals"][rival_name] = rival
+        if rival.get("error"):
+            detail += f"; {rival_name} could not run ({rival['error']})"
+            continue
+        detail += f"; {rival['readable']}/{rival['total']} with {rival_name}"
+        if rival["readable"] > best:
+            best_name, best = rival_name, rival["readable"]
     rate = ok / total if total else 0.0
-    better = twin is not None and not twin.get("error") and twin["readable"] > ok
+    if best_name != wrapper_name:
+        data["recommended"] = best_name
     if rate >= 1.0:
-        checks.append(Check("parse rate", OK, detail, data=data))
+        return [Check("parse rate", OK, detail, data=data)]
+    if best_name != wrapper_name:
+        fix = f"use --model {best_name}: it produced more readable calls on this server"
+    elif backend.capabilities.grammar and not wrapper_name.endswith("-grammar"):
+        fix = "use a -grammar wrapper (grammar sampling makes an unreadable call impossible), or a bigger model"
     else:
-        if better:
-            fix = f"use --model {twin_name}: it produced more readable calls on this server"
-        elif backend.capabilities.grammar and not wrapper_name.endswith("-grammar"):
-            fix = "use a -grammar wrapper (grammar sampling makes an unreadable call impossible), or a bigger model"
-        else:
-            fix = "use a bigger or less quantised model (Q5 or better), or another wrapper (--model)"
-        if backend.name == "lmstudio":
-            fix += "; in LM Studio turn Automatic Prompt Formatting OFF (it wraps memgpt's prompt a second time)"
-        first = chosen.get("first_failure")
-        if first:
-            detail += f"; first unreadable answer: {first}"
-        checks.append(Check("parse rate", FAIL if rate < PARSE_PASS else WARN, detail, fix, data))
-    return checks
+        fix = "use a bigger or less quantised model (Q5 or better), or another wrapper (--model)"
+    if backend.name == "lmstudio":
+        fix += "; in LM Studio turn Automatic Prompt Formatting OFF (it wraps memgpt's prompt a second time)"
+    first = chosen.get("first_failure")
+    if first:
+        detail += f"; first unreadable answer: {first}"
+    return [Check("parse rate", FAIL if rate < PARSE_PASS else WARN, detail, fix, data)]
 
 
 def _parse_rate(

@@ -36,8 +36,9 @@ log = logging.getLogger("memgpt.backend.llamacpp")
 _OWN_FIELDS = frozenset(
     {"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "cache_prompt", "id_slot", "stream"}
 )
-EMBEDDED_WRAPPER = "chatml-grammar"
-"""SmolLM2-135M-Instruct was trained on ChatML."""
+EMBEDDED_WRAPPER = "auto-grammar"
+"""The loaded model's own chat template (read from /props), so a --model-path GGUF of any family is prompted in its
+own format; SmolLM2-135M-Instruct's template is ChatML."""
 EMBEDDED_CONTEXT = 8192
 """SmolLM2's training context; the embedded server gives each slot this much unless told otherwise."""
 EMBEDDED_SLOTS = 2

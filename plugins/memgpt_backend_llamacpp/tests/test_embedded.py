@@ -26,7 +26,7 @@ def test_start_embedded_serves_smollm2_and_stops(llama_programs, capfd, monkeypa
     with LlamaCppBackend.start_embedded(context_window=1024) as embedded:
         assert isinstance(embedded, EmbeddedServer)
         assert embedded.endpoint.startswith("http://127.0.0.1:")
-        assert embedded.wrapper == "chatml-grammar"
+        assert embedded.wrapper == "auto-grammar"
         backend = LlamaCppBackend(embedded.endpoint)
         assert backend.context_window() == 1024  # the window asked for is what each request gets
         assert backend.model_name() == "SmolLM2 embedded"  # the extra flags reached llama-server
