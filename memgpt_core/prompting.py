@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from memgpt_core.wrapper import FunctionSchema, Message, PromptWrapper
 
@@ -126,6 +126,48 @@ def _type_words(schema: Any) -> str:
     return str(kind)
 
 
+class Turn(NamedTuple):
+    """One turn of the conversation, ready for a format to frame: ``role`` is system, user, assistant or function."""
+
+    role: str
+    text: str
+    name: str | None = None
+    """For a function result: the function it answers."""
+
+    @property
+    def labelled(self) -> str:
+        """The text, with a function result introduced by its function's name (MemGPT's results do not say it)."""
+        return f"Result of {self.name or 'the function'}: {self.text}" if self.role == "function" else self.text
+
+
+def chat_turns(
+    messages: list[Message], instructions: str, answers: Mapping[int, str], *, preamble: str | None = None
+) -> list[Turn]:
+    """The turns a :class:`JSONCallWrapper` frames, the same for every format: first a system turn with the first
+    system message (or ``preamble`` when there is none) and the function instructions after it; then each message,
+    assistant answers as ``answers`` holds them, function results as ``function`` turns, later system messages (core
+    memory, alerts) as ``system`` turns and anything else as the user's."""
+    rest = list(enumerate(messages))
+    system = preamble
+    if rest and rest[0][1].get("role") == "system":
+        system = _text(rest.pop(0)[1])
+    turns = [Turn("system", f"{system}\n\n{instructions}" if system else instructions)]
+    for i, message in rest:
+        role = message.get("role")
+        if role == "assistant":
+            turns.append(Turn("assistant", answers[i]))
+        elif role in ("function", "tool"):
+            turns.append(Turn("function", _text(message), message.get("name") or None))
+        else:
+            turns.append(Turn("system" if role == "system" else "user", _text(message)))
+    return turns
+
+
+def _text(message: Message) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
 class JSONCallWrapper(PromptWrapper):
     """A wrapper whose model answers with one JSON call. Subclasses only frame the turns (:meth:`render`).
 
@@ -170,7 +212,8 @@ class JSONCallWrapper(PromptWrapper):
     @abc.abstractmethod
     def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
         """Every message in the format's turns, the function instructions in the system part, ending where the
-        assistant's answer starts. ``answers`` holds the text of each assistant message, by its index."""
+        assistant's answer starts. ``answers`` holds the text of each assistant message, by its index.
+        :func:`chat_turns` lays them out; most formats only frame its turns."""
 
 
 def _same_json(a: str, b: str) -> bool:

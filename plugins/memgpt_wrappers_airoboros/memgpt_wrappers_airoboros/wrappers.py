@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from memgpt_core.prompting import JSONCallWrapper
+from memgpt_core.prompting import JSONCallWrapper, chat_turns
 from memgpt_core.wrapper import Message
 
 DEFAULT_PREAMBLE = "A chat."
@@ -21,21 +21,13 @@ class Airoboros21Wrapper(JSONCallWrapper):
     answer_separator = " "
 
     def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
-        preamble = DEFAULT_PREAMBLE
-        turns = list(enumerate(messages))
-        if turns and turns[0][1].get("role") == "system":
-            preamble = _text(turns.pop(0)[1])
-        lines = [f"{preamble}\n\n{instructions}\n"]
-        for i, message in turns:
-            role = message.get("role")
-            if role == "user":
-                lines.append(f"USER: {_text(message)}")
-            elif role == "assistant":
-                lines.append(f"ASSISTANT: {answers[i]}")
-            elif role in ("function", "tool"):
-                lines.append(f"{FUNCTION_RESULT} ({message.get('name') or 'function'}): {_text(message)}")
-            else:  # a later system message (an alert), or a role this format has no word for
-                lines.append(f"{str(role or 'system').upper()}: {_text(message)}")
+        system, *rest = chat_turns(messages, instructions, answers, preamble=DEFAULT_PREAMBLE)
+        lines = [f"{system.text}\n"]
+        for turn in rest:
+            if turn.role == "function":
+                lines.append(f"{FUNCTION_RESULT} ({turn.name or 'function'}): {turn.text}")
+            else:  # USER:, ASSISTANT:, and SYSTEM: for a later system message (an alert)
+                lines.append(f"{turn.role.upper()}: {turn.text}")
         lines.append("ASSISTANT:")
         return "\n".join(lines)
 
@@ -46,8 +38,3 @@ class Airoboros21GrammarWrapper(Airoboros21Wrapper):
     name = "airoboros-l2-70b-2.1-grammar"
     description = "Airoboros 2.1 format with grammar-constrained JSON calls"
     grammar = "function-call"
-
-
-def _text(message: Message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from memgpt_core.prompting import JSONCallWrapper
+from memgpt_core.prompting import JSONCallWrapper, chat_turns
 from memgpt_core.wrapper import Message
 
 START, END = "<|im_start|>", "<|im_end|>"
@@ -22,21 +22,9 @@ class ChatMLWrapper(JSONCallWrapper):
     stop_sequences = (END, START, "<|endoftext|>", "</s>")
 
     def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
-        turns = list(enumerate(messages))
-        system = instructions
-        if turns and turns[0][1].get("role") == "system":
-            system = f"{_text(turns.pop(0)[1])}\n\n{instructions}"
-        parts = [_turn("system", system)]
-        for i, message in turns:
-            role = message.get("role")
-            if role == "assistant":
-                parts.append(_turn("assistant", answers[i]))
-            elif role in ("function", "tool"):
-                # A role of its own, so the model does not take a function's result for something the user said.
-                parts.append(_turn("function", f"Result of {message.get('name') or 'the function'}: {_text(message)}"))
-            else:
-                parts.append(_turn(str(role or "user"), _text(message)))
-        return "".join(parts) + f"{START}assistant\n"
+        # A function's result keeps a role of its own, so the model does not take it for something the user said.
+        turns = chat_turns(messages, instructions, answers)
+        return "".join(_turn(turn.role, turn.labelled) for turn in turns) + f"{START}assistant\n"
 
 
 class ChatMLGrammarWrapper(ChatMLWrapper):
@@ -63,8 +51,3 @@ class Dolphin21GrammarWrapper(ChatMLGrammarWrapper):
 
 def _turn(role: str, text: str) -> str:
     return f"{START}{role}\n{text}{END}\n"
-
-
-def _text(message: Message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from memgpt_core.prompting import JSONCallWrapper
+from memgpt_core.prompting import JSONCallWrapper, chat_turns
 from memgpt_core.wrapper import Message
 
 START_HEADER, END_HEADER, EOT = "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"
@@ -31,23 +31,11 @@ class Llama3Wrapper(JSONCallWrapper):
     stop_sequences = (EOT, START_HEADER, "<|end_of_text|>", "<|eom_id|>")
 
     def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
-        turns = list(enumerate(messages))
-        system = instructions
-        if turns and turns[0][1].get("role") == "system":
-            system = f"{_text(turns.pop(0)[1])}\n\n{instructions}"
-        parts = [_turn("system", system)]
-        for i, message in turns:
-            role = message.get("role")
-            if role == "assistant":
-                parts.append(_turn("assistant", answers[i]))
-            elif role in ("function", "tool"):
-                # Meta documents the ipython role for what a tool returns (Llama 3.1), so a function's result has a
-                # turn of its own that the model does not take for the user's words. The label names the function,
-                # which MemGPT's results do not say themselves.
-                name = message.get("name") or "the function"
-                parts.append(_turn(FUNCTION_ROLE, f"Result of {name}: {_text(message)}"))
-            else:  # later system messages (core memory, alerts) keep the system header; the user keeps theirs
-                parts.append(_turn(str(role or "user"), _text(message)))
+        # Meta documents the ipython role for what a tool returns (Llama 3.1), so a function's result has a turn of
+        # its own that the model does not take for the user's words. Later system messages (core memory, alerts)
+        # keep the system header.
+        turns = chat_turns(messages, instructions, answers)
+        parts = [_turn(FUNCTION_ROLE if turn.role == "function" else turn.role, turn.labelled) for turn in turns]
         return "".join(parts) + f"{START_HEADER}assistant{END_HEADER}\n\n"
 
 
@@ -61,8 +49,3 @@ class Llama3GrammarWrapper(Llama3Wrapper):
 
 def _turn(role: str, text: str) -> str:
     return f"{START_HEADER}{role}{END_HEADER}\n\n{text.strip()}{EOT}"
-
-
-def _text(message: Message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else ""

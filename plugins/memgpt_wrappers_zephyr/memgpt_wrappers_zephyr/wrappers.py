@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from memgpt_core.prompting import JSONCallWrapper
+from memgpt_core.prompting import JSONCallWrapper, chat_turns
 from memgpt_core.wrapper import Message
 
 SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
 EOS = "</s>"
+MARKERS = {"system": SYSTEM, "user": USER, "assistant": ASSISTANT, "function": SYSTEM}
+"""The marker of each turn; a function's result is a system turn (see ``render``)."""
 
 
 class ZephyrWrapper(JSONCallWrapper):
@@ -28,26 +30,11 @@ class ZephyrWrapper(JSONCallWrapper):
     stop_sequences = (EOS, USER, SYSTEM, ASSISTANT)
 
     def render(self, messages: list[Message], instructions: str, answers: Mapping[int, str]) -> str:
-        turns = list(enumerate(messages))
-        system = instructions
-        if turns and turns[0][1].get("role") == "system":
-            system = f"{_text(turns.pop(0)[1])}\n\n{instructions}"
-        parts = [_turn(SYSTEM, system)]
-        for i, message in turns:
-            role = message.get("role")
-            if role == "assistant":
-                parts.append(_turn(ASSISTANT, answers[i]))
-            elif role in ("function", "tool"):
-                # Zephyr's template knows only system, user and assistant. A result in a user turn could pass for
-                # something the user said, and in an assistant turn for something the model wrote itself; a
-                # labelled system turn is neither, so the result goes there.
-                name = message.get("name") or "the function"
-                parts.append(_turn(SYSTEM, f"Result of {name}: {_text(message)}"))
-            elif role == "system":  # core memory, sent as a second system message, and alerts
-                parts.append(_turn(SYSTEM, _text(message)))
-            else:  # the user, or a role the format has no marker for
-                parts.append(_turn(USER, _text(message)))
-        return "".join(parts) + f"{ASSISTANT}\n"
+        # Zephyr's template knows only system, user and assistant. A result in a user turn could pass for something
+        # the user said, and in an assistant turn for something the model wrote itself; a labelled system turn is
+        # neither, so the result goes there.
+        turns = chat_turns(messages, instructions, answers)
+        return "".join(_turn(MARKERS[turn.role], turn.labelled) for turn in turns) + f"{ASSISTANT}\n"
 
 
 class ZephyrGrammarWrapper(ZephyrWrapper):
@@ -60,8 +47,3 @@ class ZephyrGrammarWrapper(ZephyrWrapper):
 
 def _turn(marker: str, text: str) -> str:
     return f"{marker}\n{text}{EOS}\n"
-
-
-def _text(message: Message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else ""
