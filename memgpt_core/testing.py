@@ -90,6 +90,51 @@ SAMPLE_MESSAGES: list[dict[str, Any]] = [
 ]
 
 
+# -- a conversation for golden-prompt tests: one message of every kind the agent sends, in the agent's layout -------
+# (the instructions, core memory as a second system message, a user event, an answer, its result, a later alert).
+# A wrapper plugin's tests render it and compare with the exact prompt their format must give.
+
+GOLDEN_FUNCTIONS: list[dict[str, Any]] = [
+    {
+        "name": "send_message",
+        "description": "Show a message to the user.",
+        "parameters": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "What the user reads."}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "conversation_search",
+        "description": "Search past messages.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for."},
+                "page": {"type": "integer"},
+            },
+            "required": ["query"],
+        },
+    },
+]
+GOLDEN_MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are Sam, an agent with a memory."},
+    {"role": "system", "content": "Core memory: the human is called Chad."},
+    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
+    {
+        "role": "assistant",
+        "content": "A new user. Greet him.",
+        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
+    },
+    {
+        "role": "function",
+        "name": "send_message",
+        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
+    },
+    {"role": "system", "content": "Warning: the context is 75% full."},
+]
+
+
 @dataclass(frozen=True)
 class SampleCall:
     """A function call a model could write, and what the wrapper must read from it."""

@@ -6,46 +6,9 @@ import pytest
 
 from memgpt_core import plugins
 from memgpt_core.errors import ParseError
-from memgpt_core.testing import WrapperConformance
+from memgpt_core.testing import GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, WrapperConformance
 
-FUNCTIONS = [
-    {
-        "name": "send_message",
-        "description": "Show a message to the user.",
-        "parameters": {
-            "type": "object",
-            "properties": {"message": {"type": "string", "description": "What the user reads."}},
-            "required": ["message"],
-        },
-    },
-    {
-        "name": "conversation_search",
-        "description": "Search past messages.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "Words to look for."},
-                "page": {"type": "integer"},
-            },
-            "required": ["query"],
-        },
-    },
-]
-MESSAGES = [
-    {"role": "system", "content": "You are Sam, an agent with a memory."},
-    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
-    {
-        "role": "assistant",
-        "content": "A new user. Greet him.",
-        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
-    },
-    {
-        "role": "function",
-        "name": "send_message",
-        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
-    },
-    {"role": "system", "content": "Warning: the context is 75% full."},
-]
+FUNCTIONS, MESSAGES = GOLDEN_FUNCTIONS, GOLDEN_MESSAGES
 
 GOLDEN_TURNS = (
     "You are Sam, an agent with a memory.\n"
@@ -62,6 +25,7 @@ GOLDEN_TURNS = (
     "  query (string, required): Words to look for.\n"
     "  page (integer)\n"
     "\n"
+    "SYSTEM: Core memory: the human is called Chad.\n"
     'USER: {"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}\n'
     "ASSISTANT: {\n"
     '  "function": "send_message",\n'
@@ -90,7 +54,7 @@ def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar():
 
 
 def test_without_a_system_message_the_airoboros_preamble_is_used():
-    prompt = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar").prompt(MESSAGES[1:2], FUNCTIONS)
+    prompt = plugins.get_wrapper("airoboros-l2-70b-2.1-grammar").prompt(MESSAGES[2:3], FUNCTIONS)
     assert prompt.startswith("A chat.\n\nReply to every turn")
 
 

@@ -6,46 +6,9 @@ from __future__ import annotations
 import pytest
 
 from memgpt_core import plugins
-from memgpt_core.testing import WrapperConformance
+from memgpt_core.testing import GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, WrapperConformance
 
-FUNCTIONS = [
-    {
-        "name": "send_message",
-        "description": "Show a message to the user.",
-        "parameters": {
-            "type": "object",
-            "properties": {"message": {"type": "string", "description": "What the user reads."}},
-            "required": ["message"],
-        },
-    },
-    {
-        "name": "conversation_search",
-        "description": "Search past messages.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "Words to look for."},
-                "page": {"type": "integer"},
-            },
-            "required": ["query"],
-        },
-    },
-]
-MESSAGES = [
-    {"role": "system", "content": "You are Sam, an agent with a memory."},
-    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
-    {
-        "role": "assistant",
-        "content": "A new user. Greet him.",
-        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
-    },
-    {
-        "role": "function",
-        "name": "send_message",
-        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
-    },
-    {"role": "system", "content": "Warning: the context is 75% full."},
-]
+FUNCTIONS, MESSAGES = GOLDEN_FUNCTIONS, GOLDEN_MESSAGES
 
 GOLDEN_TURNS = (
     "<|im_start|>system\n"
@@ -62,6 +25,8 @@ GOLDEN_TURNS = (
     "conversation_search: Search past messages.\n"
     "  query (string, required): Words to look for.\n"
     "  page (integer)<|im_end|>\n"
+    "<|im_start|>system\n"
+    "Core memory: the human is called Chad.<|im_end|>\n"
     "<|im_start|>user\n"
     '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}<|im_end|>\n'
     "<|im_start|>assistant\n"
@@ -97,7 +62,7 @@ def test_grammar_prompt_is_the_same_without_priming_and_asks_for_the_grammar(nam
 
 
 def test_without_a_system_message_the_instructions_still_open_the_prompt():
-    prompt = plugins.get_wrapper("chatml-grammar").prompt(MESSAGES[1:2], FUNCTIONS)
+    prompt = plugins.get_wrapper("chatml-grammar").prompt(MESSAGES[2:3], FUNCTIONS)
     assert prompt.startswith("<|im_start|>system\nReply to every turn")
 
 
@@ -124,7 +89,7 @@ def test_smollm2_answers_with_an_offered_call_through_the_grammar(llama_server):
     wrapper = plugins.get_wrapper("chatml-grammar")
     backend = plugins.get_backend("llamacpp")(llama_server.url)
     conversation = [
-        *MESSAGES[:4],
+        *MESSAGES[:5],
         {"role": "user", "content": '{"type": "user_message", "message": "What is my name?", "time": "2024-01-01"}'},
     ]
     prompt = wrapper.prompt(conversation, FUNCTIONS)

@@ -5,47 +5,9 @@ from __future__ import annotations
 import pytest
 
 from memgpt_core import plugins
-from memgpt_core.testing import WrapperConformance
+from memgpt_core.testing import GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, WrapperConformance
 
-FUNCTIONS = [
-    {
-        "name": "send_message",
-        "description": "Show a message to the user.",
-        "parameters": {
-            "type": "object",
-            "properties": {"message": {"type": "string", "description": "What the user reads."}},
-            "required": ["message"],
-        },
-    },
-    {
-        "name": "conversation_search",
-        "description": "Search past messages.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "Words to look for."},
-                "page": {"type": "integer"},
-            },
-            "required": ["query"],
-        },
-    },
-]
-MESSAGES = [
-    {"role": "system", "content": "You are Sam, an agent with a memory."},
-    {"role": "system", "content": "Core memory: the human is called Chad."},
-    {"role": "user", "content": '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}'},
-    {
-        "role": "assistant",
-        "content": "A new user. Greet him.",
-        "function_call": {"name": "send_message", "arguments": '{"message": "Hello Chad!"}'},
-    },
-    {
-        "role": "function",
-        "name": "send_message",
-        "content": '{"status": "OK", "message": null, "time": "2024-01-01 10:00"}',
-    },
-    {"role": "system", "content": "Warning: the context is 75% full."},
-]
+FUNCTIONS, MESSAGES = GOLDEN_FUNCTIONS, GOLDEN_MESSAGES
 
 GOLDEN_TURNS = (
     "<|start_header_id|>system<|end_header_id|>\n"
