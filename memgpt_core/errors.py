@@ -35,10 +35,6 @@ class NotInstalledError(PluginError):
     """Someone asked for a backend, wrapper or grammar by a name that no installed plugin registers."""
 
 
-class NotImplementedPluginError(PluginError):
-    """The plugin is installed and registered, but its implementation is not written yet."""
-
-
 class BackendError(MemGPTError):
     """A backend could not complete a request. ``url`` is the endpoint it talked to (never with a secret in it)."""
 
