@@ -86,11 +86,12 @@ def find_model(model_path: str | os.PathLike[str] | None = None) -> Path:
     chosen = model_path or os.environ.get(MODEL_ENV) or None
     if chosen:
         path = Path(chosen).expanduser()
-        where = "--model" if model_path else MODEL_ENV
+        # memgpt's settings hand the variable on as model_path too, so name both places it can have come from.
+        where = f"--model-path or {MODEL_ENV}" if model_path else MODEL_ENV
         if not path.is_file():
             raise ConfigError(
                 f"the model file {path} (from {where}) does not exist",
-                fix=f"point {where} at a .gguf file, or unset it to use the bundled SmolLM2 model",
+                fix=f"point {where} at a .gguf file, or leave it unset to use the bundled SmolLM2 model",
             )
         return path.resolve()
     found = bundled_model_path()
