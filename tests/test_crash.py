@@ -55,7 +55,9 @@ def test_sigkill_at_random_points_loses_at_most_the_step_in_flight(tmp_path, lla
     home = tmp_path / "home"
     with Store(home / "memgpt.db") as store:
         store.create_agent("crashy", persona="I am Sam.", human="The user is Kim.")
-    rng = random.Random(int(os.environ.get("MEMGPT_CRASH_SEED", time.time())))
+    seed = int(os.environ.get("MEMGPT_CRASH_SEED") or time.time())
+    print(f"kill instants drawn with MEMGPT_CRASH_SEED={seed} (set it to replay this run)")
+    rng = random.Random(seed)
     printed_calls = []
     for i in range(5):
         process = send(home, llama_server.url, f"Message number {i}: I like the colour {i}.", popen=True)
