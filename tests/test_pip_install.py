@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.pip  # every test here installs with pip into a new virtual environment
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
 COMMUNITY = Path(__file__).resolve().parent / "community_wrapper"

@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.pip  # installs with pip into a new virtual environment
+
 ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = Path(__file__).resolve().parents[1]
 _SKIP = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache", "dist", "tests")
