@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from memgpt_core.errors import ConfigError
@@ -23,6 +24,13 @@ _API_TAILS = (
 )
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
+# A scheme with its slashes mangled: "htp:/host", "http:host" (but not "host:8080"), "http//host".
+_BROKEN_SCHEMES = (
+    re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):/+(.*)$", re.DOTALL),
+    re.compile(r"^(https?):(?!\d)(.+)$", re.IGNORECASE | re.DOTALL),
+    re.compile(r"^(https?)//+(.*)$", re.IGNORECASE | re.DOTALL),
+)
+
 
 def normalize_base_url(url: str, *, backend: str = "", default: str = "") -> str:
     """Return ``scheme://host:port[/prefix]`` with API paths and trailing slashes removed.
@@ -35,21 +43,32 @@ def normalize_base_url(url: str, *, backend: str = "", default: str = "") -> str
         raise ConfigError(
             "the backend URL is empty", fix=f"set OPENAI_API_BASE, for example {default or 'http://127.0.0.1:8080'}"
         )
-    if "://" not in raw:
-        raw = "http://" + raw
-    parts = urlsplit(raw)
     who = f"the {backend} backend" if backend else "the backend"
-    if parts.scheme not in ("http", "https"):
+    if "://" in raw:
+        scheme, _, rest = raw.partition("://")
+    else:
+        broken = next((m for m in (p.match(raw) for p in _BROKEN_SCHEMES) if m), None)
+        scheme, rest = (broken.group(1), broken.group(2)) if broken else ("http", raw)
+        if broken and scheme.lower() in ("http", "https"):
+            raise ConfigError(
+                f"{who} URL {url!r} is missing the '://' after {scheme!r}",
+                fix=f"use {_suggest(scheme.lower(), rest, backend, default)}",
+            )
+    if scheme.lower() not in ("http", "https"):
+        meant = "https" if "s" in scheme.lower() else "http"
         raise ConfigError(
-            f"{who} URL {url!r} has the scheme {parts.scheme!r}; memgpt speaks http(s)",
-            fix=f"use {urlunsplit(('http', parts.netloc, '', '', ''))}",
+            f"{who} URL {url!r} has the scheme {scheme!r}; memgpt speaks only http:// and https://",
+            fix=f"use {_suggest(meant, rest, backend, default)}",
         )
+    parts = urlsplit(f"{scheme.lower()}://{rest}")
     if not parts.hostname:
         raise ConfigError(f"{who} URL {url!r} has no host", fix=f"use a URL like {default or 'http://127.0.0.1:8080'}")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        raise ConfigError(f"{who} URL {url!r} has an invalid port", fix=f"use a URL like {default}") from None
+        raise ConfigError(
+            f"{who} URL {url!r} has an invalid port", fix=f"use a URL like {default or 'http://127.0.0.1:8080'}"
+        ) from None
     path = parts.path.rstrip("/")
     changed = True
     while changed:
@@ -67,6 +86,18 @@ def normalize_base_url(url: str, *, backend: str = "", default: str = "") -> str
             fix=f"use {plain}",
         )
     return fixed
+
+
+def _suggest(scheme: str, rest: str, backend: str, default: str) -> str:
+    """The URL to show in a refusal: ``rest`` (what followed the bad scheme) under ``scheme``, normalised."""
+    rest = rest.lstrip("/")
+    try:
+        return normalize_base_url(f"{scheme}://{rest}", backend=backend, default=default)
+    except ConfigError as exc:
+        # https to a loopback host: its own refusal already names the plain-http URL.
+        if exc.fix and exc.fix.startswith("use "):
+            return exc.fix[len("use ") :]
+        return default or "http://127.0.0.1:8080"
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -2,13 +2,18 @@
 
 All backends use this, so "server down", "wrong port", "HTML instead of JSON" read the same whichever server it is.
 ``requests`` is imported on first use, not at start-up.
+
+Proxies: a request to this machine (127.0.0.0/8, ::1, localhost) never goes through a proxy, whatever the
+environment says, because a corporate proxy would capture local-server traffic. A request to any other host honours
+``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` as ``requests`` does (see ``proxies_for``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json as jsonlib
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from memgpt_core.endpoints import redact
 from memgpt_core.errors import (
@@ -27,8 +32,48 @@ def _get_session() -> Any:
         import requests
 
         _session = requests.Session()
-        _session.trust_env = False  # a proxy from the environment must not capture loopback traffic
+        # The environment is read per request by proxies_for, so that loopback traffic never meets a proxy.
+        _session.trust_env = False
     return _session
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for a host on this machine: 127.0.0.0/8, ::1 (also IPv4-mapped), 0.0.0.0, localhost, *.localhost."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def proxies_for(url: str) -> dict[str, str]:
+    """The proxies a request to ``url`` goes through: none for a loopback host; otherwise what the environment says
+    (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, minus hosts matched by ``NO_PROXY``), exactly as ``requests``
+    reads it."""
+    if is_loopback(urlsplit(url).hostname):
+        return {}
+    from requests.utils import get_environ_proxies
+
+    return dict(get_environ_proxies(url))
+
+
+def _proxy_used(url: str, proxies: dict[str, str]) -> str | None:
+    """The proxy URL (without any user:password) that ``requests`` picks for ``url`` from ``proxies``."""
+    from requests.utils import select_proxy
+
+    proxy = select_proxy(url, proxies)
+    if not proxy:
+        return None
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def request_json(
@@ -52,8 +97,18 @@ def request_json(
     all_headers = dict(headers or {})
     if api_key:
         all_headers.setdefault("Authorization", f"Bearer {api_key}")
+    proxies = proxies_for(url)
     try:
-        response = _get_session().request(method, url, json=json, headers=all_headers, timeout=(5.0, timeout))
+        response = _get_session().request(
+            method, url, json=json, headers=all_headers, timeout=(5.0, timeout), proxies=proxies
+        )
+    except requests.exceptions.ProxyError as exc:
+        proxy = _proxy_used(url, proxies) or "the proxy"
+        raise BackendUnavailableError(
+            f"could not reach the {backend} server at {url} through the proxy {proxy} ({_reason(exc)})",
+            url=url,
+            fix="check HTTPS_PROXY / HTTP_PROXY, or add the server's host to NO_PROXY to connect directly",
+        ) from None
     except requests.exceptions.ConnectTimeout:
         raise BackendUnavailableError(
             f"could not reach the {backend} server at {url} (the connection timed out)",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from memgpt_core.errors import AgentInUseError, ConfigError
+from memgpt_core.errors import AgentInUseError, ConfigError, MemGPTError
 from memgpt_core.storage import Store
 
 
@@ -155,3 +156,86 @@ def test_recall_search_lists_newest_first_and_caps_the_count(store):
     ]
     assert (page.total, page.more) == (1000, True)
     assert store.search_messages(a.id, "number 7").total == 1  # all words: only "tea number 7"
+
+
+# -- a MEMGPT_HOME that cannot be used, and a damaged database: sentences with the right fix ------------------------
+
+
+def _agents_list(monkeypatch, home):
+    from click.testing import CliRunner
+
+    from memgpt_core.cli import cli
+
+    monkeypatch.setenv("MEMGPT_HOME", str(home))
+    return CliRunner().invoke(cli, ["agents", "list"])
+
+
+def _assert_clean_failure(result):
+    """The command failed with a click error (exit 1), not an exception escaping the CLI."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "under_proc"])
+def test_an_unusable_memgpt_home_is_a_config_error_naming_the_folder(tmp_path, monkeypatch, where):
+    if where == "under_a_file":
+        blocker = tmp_path / "regular-file"
+        blocker.write_text("not a folder")
+        home = blocker / "memgpt"
+        cause = f"{blocker} is a file, not a folder"
+    else:
+        home = "/proc/memgpt-test-nope/home"
+        cause = "No such file or directory"
+    with pytest.raises(ConfigError) as caught:
+        Store(Path(home) / "memgpt.db")
+    assert str(home) in caught.value.message and cause in caught.value.message
+    assert "MEMGPT_HOME" in caught.value.fix and "writ" in caught.value.fix
+
+    result = _agents_list(monkeypatch, home)
+    _assert_clean_failure(result)
+    assert str(home) in result.output and cause in result.output
+    assert "set MEMGPT_HOME to a folder you can write to" in result.output
+
+
+def test_a_memgpt_home_that_is_a_file_is_refused_by_the_cli(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("oops")
+    result = _agents_list(monkeypatch, home)
+    _assert_clean_failure(result)
+    assert f"{home}" in result.output and "is a file, not a folder" in result.output
+    assert home.read_text() == "oops"
+
+
+def test_a_memgpt_home_where_files_cannot_be_created_is_a_config_error(monkeypatch):
+    # /proc exists and is a folder, but nobody (not even root) can create a file in it.
+    with pytest.raises(ConfigError) as caught:
+        Store(Path("/proc") / "memgpt.db")
+    assert "/proc" in caught.value.message and "unable to open database file" in caught.value.message
+    assert "MEMGPT_HOME" in caught.value.fix
+    result = _agents_list(monkeypatch, "/proc")
+    _assert_clean_failure(result)
+    assert "/proc/memgpt.db" in result.output
+
+
+def test_a_damaged_database_says_move_it_aside_not_check_the_folder(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "memgpt.db"
+    db.write_bytes(bytes(range(256)) * 32)
+    with pytest.raises(MemGPTError) as caught:
+        Store(db)
+    err = caught.value
+    assert not isinstance(err, ConfigError)
+    assert "file is not a database" in err.message and str(db) in err.message and "damaged" in err.message
+    assert "writable" not in err.fix
+    assert f"move {db}" in err.fix and "starts a new" in err.fix and "backup" in err.fix
+
+    result = _agents_list(monkeypatch, home)
+    _assert_clean_failure(result)
+    assert "file is not a database" in result.output and f"move {db}" in result.output
+
+    # Following the fix works: with the file moved aside, memgpt starts a fresh database there.
+    db.rename(home / "memgpt.db.damaged")
+    with Store(db) as store:
+        assert store.list_agents() == []

@@ -283,14 +283,73 @@ def _unlock_file(handle: Any) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+_DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+_UNWRITABLE = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_IOERR")
+_WRITABLE_FIX = f"set {HOME_ENV} to a folder you can write to"
+
+
+def _make_folder(folder: Path) -> None:
+    """Create the folder that holds the database, or raise ConfigError naming it, the cause and the fix."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot use {folder} as the memgpt folder: it is a file, not a folder", fix=_WRITABLE_FIX)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        cause = exc.strerror or type(exc).__name__
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            cause = f"{blocker} is a file, not a folder"
+        elif exc.filename is not None and str(exc.filename) != str(folder):
+            cause += f" ({exc.filename})"
+        raise ConfigError(f"cannot create the memgpt folder {folder}: {cause}", fix=_WRITABLE_FIX) from None
+
+
+def _error_name(exc: sqlite3.DatabaseError) -> str:
+    """The SQLite result code's name (``SQLITE_NOTADB``...); read from the message on Python 3.10."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        return str(name)
+    text = str(exc).lower()
+    if "file is not a database" in text:
+        return "SQLITE_NOTADB"
+    if "malformed" in text:
+        return "SQLITE_CORRUPT"
+    if "unable to open" in text:
+        return "SQLITE_CANTOPEN"
+    if "readonly" in text:
+        return "SQLITE_READONLY"
+    return ""
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> MemGPTError:
+    """The error for a database that would not open: a damaged file and an unwritable folder have different fixes."""
+    name = _error_name(exc)
+    what = f"could not open the agent database {path}: {exc}"
+    if name.startswith(_DAMAGED):
+        companions = [p.name for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+        also = f" (and {' and '.join(companions)} next to it)" if companions else ""
+        return MemGPTError(
+            f"{what}; the file is damaged",
+            fix=f"move {path}{also} aside, for example to {path.name}.damaged, and memgpt starts a new, empty "
+            f"database on its next run; or restore {path.name} from a backup",
+        )
+    if name.startswith(_UNWRITABLE):
+        return ConfigError(
+            f"{what}; memgpt cannot create or write files in {path.parent}",
+            fix=f"make {path.parent} writable, or {_WRITABLE_FIX}",
+        )
+    return MemGPTError(what, fix=f"if it persists, set {HOME_ENV} to another folder")
+
+
 class Store:
     """Every agent's state in one SQLite file. Writes happen inside ``transaction()``; one per agent step."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, archival_index: ArchivalIndex | None = None):
         self.home = Path(path).parent if path else memgpt_home()
         self.path = Path(path) if path else self.home / DB_NAME
+        _make_folder(self.path.parent)
+        self.conn = None  # type: ignore[assignment]
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a step is exactly one transaction.
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -307,10 +366,13 @@ class Store:
                 self.conn.executescript(_SCHEMA)
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
-            raise MemGPTError(
-                f"could not open the agent database {self.path}: {exc}",
-                fix=f"check that the folder is writable, or set {HOME_ENV} to another folder",
-            ) from None
+            if self.conn is not None:
+                self.conn.close()
+            raise _open_error(self.path, exc) from None
+        except BaseException:
+            if self.conn is not None:
+                self.conn.close()
+            raise
         self.archival_index: ArchivalIndex = archival_index or Fts5ArchivalIndex()
         self._depth = 0
 
