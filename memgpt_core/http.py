@@ -117,7 +117,7 @@ def request_json(
         ) from None
     except requests.exceptions.ReadTimeout:
         raise BackendTimeoutError(
-            f"the {backend} server at {url} did not answer within {timeout:.0f} s",
+            f"the {backend} server at {url} did not answer within {timeout:g} s",
             url=url,
             fix="the model may be too slow for this prompt: use a smaller model or context, or raise the timeout",
         ) from None

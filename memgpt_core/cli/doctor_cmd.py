@@ -351,8 +351,14 @@ def _check_parse_rate(
         data["recommended"] = best_name
     if rate >= 1.0:
         return [Check("parse rate", OK, detail, data=data)]
+    cut_off = sum(1 for sample in chosen["samples"] if sample["finish_reason"] == "length" and not sample["readable"])
     if best_name != wrapper_name:
         fix = f"use --model {best_name}: it produced more readable calls on this server"
+    elif cut_off:
+        fix = (
+            f"{cut_off} answer(s) ran into the {max_tokens}-token cap before the call was complete: "
+            "raise --max-tokens (the agent's default cap is 512)"
+        )
     elif backend.capabilities.grammar and not wrapper_name.endswith("-grammar"):
         fix = "use a -grammar wrapper (grammar sampling makes an unreadable call impossible), or a bigger model"
     else:
