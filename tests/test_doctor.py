@@ -148,3 +148,19 @@ def test_the_parse_rate_samples_the_prompt_memgpt_sends_for_a_new_agent(httpserv
     assert AGENT_MESSAGES[0] in by_send[0]
     sampled = [prompt for prompt in by_doctor if AGENT_MESSAGES[0] in prompt]  # chatml-grammar's, then its twin's
     assert timeless(sampled[0]) == timeless(by_send[0])
+
+
+def test_answers_cut_off_by_the_cap_get_the_max_tokens_advice(httpserver: HTTPServer) -> None:
+    # A webui (no grammar wanted: a plain wrapper) whose every answer runs into the token cap mid-call.
+    cut = _completion('{"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hel')
+    cut["choices"][0]["finish_reason"] = "length"
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+    httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 50})
+    httpserver.expect_request("/v1/completions").respond_with_json(cut)
+    result = doctor(
+        "--backend", "webui", "--endpoint", httpserver.url_for("/"), "--model", "chatml-grammar",
+        "--samples", "2", "--max-tokens", "32", "--json",
+    )  # fmt: skip
+    parse = checks(result)["parse rate"]
+    assert parse["status"] == FAIL.lower()
+    assert "32-token cap" in parse["fix"] and "--max-tokens" in parse["fix"]
