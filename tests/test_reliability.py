@@ -195,3 +195,40 @@ def test_a_proxy_that_is_down_is_named_in_the_error(clean_proxy_env):
     text = str(caught.value)
     assert "through the proxy http://127.0.0.1:" in text and "secret" not in text
     assert "NO_PROXY" in text
+
+
+# -- backends without a readiness check of their own: nothing answering is said before an agent is made ----------------
+
+
+@pytest.mark.parametrize("backend", ["webui", "webui-legacy", "lmstudio"])
+def test_no_agent_is_made_when_nothing_answers(backend: str, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from memgpt_core.cli import cli
+    from memgpt_core.storage import Store
+    from memgpt_core.testing import closed_port
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    env = {"MEMGPT_HOME": str(tmp_path), "BACKEND_TYPE": None, "OPENAI_API_BASE": None, "MEMGPT_API_KEY": None}
+    args = ["send", "--agent", "fresh", "--backend", backend, "--endpoint", url, "hi"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert url in result.output
+    with Store(tmp_path / "memgpt.db") as store:
+        assert store.get_agent("fresh") is None, "a first start that cannot reach the server leaves no empty agent"
+
+
+def test_webui_with_no_model_loaded_is_told_before_an_agent_is_made(httpserver, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from memgpt_core.cli import cli
+    from memgpt_core.storage import Store
+
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "None", "lora_names": []})
+    env = {"MEMGPT_HOME": str(tmp_path), "BACKEND_TYPE": None, "OPENAI_API_BASE": None, "MEMGPT_API_KEY": None}
+    args = ["send", "--agent", "fresh", "--backend", "webui", "--endpoint", httpserver.url_for("/"), "hi"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 1 and "no model loaded" in result.output and "Model tab" in result.output
+    assert not any(req.path == "/v1/completions" for req, _ in httpserver.log)
+    with Store(tmp_path / "memgpt.db") as store:
+        assert store.get_agent("fresh") is None

@@ -21,7 +21,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.backend import Backend, Capabilities, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -111,6 +111,10 @@ class LMStudioBackend(Backend):
             return None
         length = (loaded.get("config") or {}).get("context_length")
         return int(length) if isinstance(length, int) else None
+
+    def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
+        """One look at the server before an agent is made, so that nothing answering is said now, not mid-chat."""
+        self.request("GET", "/v1/models", timeout=min(self.timeout, 30.0))
 
     def model_name(self) -> str | None:
         loaded = self._loaded_instance()

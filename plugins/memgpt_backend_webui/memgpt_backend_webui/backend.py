@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.backend import Backend, Capabilities, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -57,6 +57,15 @@ class _WebUIBase(Backend):
             larger_context="raise the context window "
             "(--context-window, and the model's n_ctx / truncation length in text-generation-webui)",
         )
+
+    def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
+        """One look at the server before an agent is made: nothing answering, or no model loaded, is said now."""
+        if self.model_name() == NO_MODEL:
+            raise BackendError(
+                f"text-generation-webui at {self.endpoint} has no model loaded",
+                url=self.endpoint,
+                fix="load a model in the web UI's Model tab (or start it with --model NAME), then try again",
+            )
 
     def _empty(self, url: str) -> BackendError:
         model = None
