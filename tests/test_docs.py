@@ -8,21 +8,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin_fixtures"))
+from venvs import Venv, core_venv
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS_MD = ROOT / "docs" / "plugins.md"
 BACKENDS_MD = ROOT / "docs" / "backends.md"
-_SKIP = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache", "dist")
 
 # -- reading the markdown ----------------------------------------------------------------------------------------------
 
@@ -43,60 +40,9 @@ def block(blocks: list[tuple[str, str]], language: str, marker: str) -> str:
     return found[0]
 
 
-# -- a virtual environment with memgpt-core (the approach of tests/test_pip_install.py) -------------------------------
-
-
-@dataclass
-class Venv:
-    root: Path
-    sources: Path
-
-    @property
-    def python(self) -> str:
-        return str(self.root / "bin" / "python")
-
-    @property
-    def memgpt(self) -> str:
-        return str(self.root / "bin" / "memgpt")
-
-    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(list(args), capture_output=True, text=True, timeout=600, env=_clean_env(), cwd=cwd)
-        if check:
-            assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def pip(self, *args: str) -> None:
-        self.run(self.python, "-m", "pip", "--quiet", "--disable-pip-version-check", *args)
-
-    def install(self, *folders: str) -> None:
-        self.pip("install", "--no-build-isolation", *folders)
-
-    def listed(self) -> list[dict]:
-        return json.loads(self.run(self.memgpt, "plugins", "list", "--json").stdout)
-
-    def script(self, code: str) -> str:
-        return self.run(self.python, "-c", textwrap.dedent(code)).stdout
-
-
-def _clean_env() -> dict[str, str]:
-    skip = {"PYTHONPATH", "MEMGPT_LOAD_PLUGINS", "MEMGPT_STRICT_PLUGINS", "VIRTUAL_ENV", "PYTHONHOME"}
-    return {k: v for k, v in os.environ.items() if k not in skip}
-
-
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    base = tmp_path_factory.mktemp("docs-venv")
-    env = Venv(base / "venv", base / "src")
-    env.sources.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(env.root)], check=True, timeout=300)
-    core = env.sources / "memgpt-core"
-    core.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, core / name)
-    shutil.copytree(ROOT / "memgpt_core", core / "memgpt_core", ignore=_SKIP)
-    env.pip("install", "setuptools>=68", "wheel", "pytest")  # pytest: to run the conformance-kit example
-    env.install(str(core))
-    return env
+    return core_venv(tmp_path_factory.mktemp("docs-venv"))
 
 
 # -- packaging the examples ----------------------------------------------------------------------------------------

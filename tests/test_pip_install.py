@@ -7,13 +7,14 @@ Sources are copied to a temporary folder first, so that setuptools' ``build/`` f
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin_fixtures"))
+from venvs import Venv, core_venv
 
 pytestmark = pytest.mark.pip  # every test here installs with pip into a new virtual environment
 
@@ -21,73 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
 COMMUNITY = Path(__file__).resolve().parent / "community_wrapper"
 MEMGPT_STYLE = Path(__file__).resolve().parent / "memgpt_style_wrappers"
-_SKIP = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache", "dist")
-
-
-@dataclass
-class Venv:
-    root: Path
-    sources: Path
-
-    @property
-    def python(self) -> str:
-        return str(self.root / "bin" / "python")
-
-    @property
-    def memgpt(self) -> str:
-        return str(self.root / "bin" / "memgpt")
-
-    def run(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            list(args), capture_output=True, text=True, timeout=600, env={**_clean_env(), **(env or {})}
-        )
-        if check:
-            assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def pip(self, *args: str) -> None:
-        self.run(self.python, "-m", "pip", "--quiet", "--disable-pip-version-check", *args)
-
-    def install(self, *folders: str) -> None:
-        """pip install local folders, building with the environment's own setuptools (no isolated build env each
-        time: that halves the time of this module; the setuptools and wheel it needs are installed first)."""
-        self.pip("install", "--no-build-isolation", *folders)
-
-    def source(self, folder: Path) -> str:
-        """A private copy of a package folder, to build from."""
-        target = self.sources / folder.name
-        if not target.exists():
-            shutil.copytree(folder, target, ignore=_SKIP)
-        return str(target)
-
-    def listed(self) -> list[dict]:
-        return json.loads(self.run(self.memgpt, "plugins", "list", "--json").stdout)
-
-
-def _clean_env() -> dict[str, str]:
-    import os
-
-    # The new environment must see only what was installed into it.
-    skip = {"PYTHONPATH", "MEMGPT_LOAD_PLUGINS", "MEMGPT_STRICT_PLUGINS", "VIRTUAL_ENV", "PYTHONHOME"}
-    return {k: v for k, v in os.environ.items() if k not in skip}
 
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    base = tmp_path_factory.mktemp("pip-install")
-    env = Venv(base / "venv", base / "src")
-    env.sources.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(env.root)], check=True, timeout=300)
-    core = env.sources / "memgpt-core"
-    core.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, core / name)
-    shutil.copytree(ROOT / "memgpt_core", core / "memgpt_core", ignore=_SKIP)
-    env.pip("install", "setuptools>=68", "wheel", "pytest")  # pytest: for the community package's own tests
-    env.install(str(core))
-    return env
+    return core_venv(tmp_path_factory.mktemp("pip-install"))
 
 
 def test_core_alone_lists_no_plugins(venv: Venv) -> None:
