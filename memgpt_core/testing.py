@@ -135,6 +135,36 @@ GOLDEN_MESSAGES: list[dict[str, Any]] = [
 ]
 
 
+GOLDEN_SYSTEM = (
+    "You are Sam, an agent with a memory.\n"
+    "\n"
+    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
+    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
+    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
+    "The user only reads what you pass to send_message.\n"
+    "\n"
+    "Functions:\n"
+    "send_message: Show a message to the user.\n"
+    "  message (string, required): What the user reads.\n"
+    "conversation_search: Search past messages.\n"
+    "  query (string, required): Words to look for.\n"
+    "  page (integer)"
+)
+"""The first system text a :class:`~memgpt_core.prompting.JSONCallWrapper` writes for GOLDEN_MESSAGES: the system
+message, then core's call instructions for GOLDEN_FUNCTIONS. Each format frames it its own way."""
+
+GOLDEN_ANSWER = (
+    "{\n"
+    '  "function": "send_message",\n'
+    '  "params": {\n'
+    '    "inner_thoughts": "A new user. Greet him.",\n'
+    '    "message": "Hello Chad!"\n'
+    "  }\n"
+    "}"
+)
+"""The assistant message of GOLDEN_MESSAGES as a JSON-call wrapper writes it back."""
+
+
 @dataclass(frozen=True)
 class SampleCall:
     """A function call a model could write, and what the wrapper must read from it."""

@@ -6,6 +6,7 @@ import json
 
 from memgpt_core.prompting import ANSWER_OPENING, assistant_text, call_instructions, call_text, describe_functions
 from memgpt_core.repair import parse_function_call
+from memgpt_core.testing import GOLDEN_ANSWER, GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, GOLDEN_SYSTEM
 
 APPEND = {
     "name": "core_memory_append",
@@ -63,3 +64,11 @@ def test_assistant_turns_with_tool_calls_or_plain_text():
     tool = {"role": "assistant", "content": "T.", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}
     assert json.loads(assistant_text(tool)) == {"function": "f", "params": {"inner_thoughts": "T."}}
     assert assistant_text({"role": "assistant", "content": "Just words."}) == "Just words."
+
+
+def test_the_golden_texts_wrapper_plugins_share_are_what_core_writes():
+    """memgpt_core.testing's GOLDEN_SYSTEM and GOLDEN_ANSWER are literals the wrapper plugins' exact-prompt tests
+    build on; they must stay what core's prompt code writes for GOLDEN_MESSAGES and GOLDEN_FUNCTIONS."""
+    assert f"{GOLDEN_MESSAGES[0]['content']}\n\n{call_instructions(GOLDEN_FUNCTIONS)}" == GOLDEN_SYSTEM
+    answer = next(m for m in GOLDEN_MESSAGES if m["role"] == "assistant")
+    assert assistant_text(answer) == GOLDEN_ANSWER

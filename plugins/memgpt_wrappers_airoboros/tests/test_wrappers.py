@@ -6,34 +6,16 @@ import pytest
 
 from memgpt_core import plugins
 from memgpt_core.errors import ParseError
-from memgpt_core.testing import GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, WrapperConformance
+from memgpt_core.testing import GOLDEN_ANSWER, GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, GOLDEN_SYSTEM, WrapperConformance
 
 FUNCTIONS, MESSAGES = GOLDEN_FUNCTIONS, GOLDEN_MESSAGES
 
 GOLDEN_TURNS = (
-    "You are Sam, an agent with a memory.\n"
-    "\n"
-    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
-    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
-    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
-    "The user only reads what you pass to send_message.\n"
-    "\n"
-    "Functions:\n"
-    "send_message: Show a message to the user.\n"
-    "  message (string, required): What the user reads.\n"
-    "conversation_search: Search past messages.\n"
-    "  query (string, required): Words to look for.\n"
-    "  page (integer)\n"
+    GOLDEN_SYSTEM + "\n"
     "\n"
     "SYSTEM: Core memory: the human is called Chad.\n"
     'USER: {"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}\n'
-    "ASSISTANT: {\n"
-    '  "function": "send_message",\n'
-    '  "params": {\n'
-    '    "inner_thoughts": "A new user. Greet him.",\n'
-    '    "message": "Hello Chad!"\n'
-    "  }\n"
-    "}\n"
+    "ASSISTANT: " + GOLDEN_ANSWER + "\n"
     'FUNCTION RESULT (send_message): {"status": "OK", "message": null, "time": "2024-01-01 10:00"}\n'
     "SYSTEM: Warning: the context is 75% full.\n"
     "ASSISTANT:"

@@ -5,26 +5,13 @@ from __future__ import annotations
 import pytest
 
 from memgpt_core import plugins
-from memgpt_core.testing import GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, WrapperConformance
+from memgpt_core.testing import GOLDEN_ANSWER, GOLDEN_FUNCTIONS, GOLDEN_MESSAGES, GOLDEN_SYSTEM, WrapperConformance
 
 FUNCTIONS, MESSAGES = GOLDEN_FUNCTIONS, GOLDEN_MESSAGES
 
 GOLDEN_TURNS = (
     "<|start_header_id|>system<|end_header_id|>\n"
-    "\n"
-    "You are Sam, an agent with a memory.\n"
-    "\n"
-    "Reply to every turn with one function call written as JSON, and nothing after it:\n"
-    '{"function": "<name>", "params": {"inner_thoughts": "<private thoughts>", <arguments>}}\n'
-    "inner_thoughts is your private reasoning, a sentence or two; the user never sees it. "
-    "The user only reads what you pass to send_message.\n"
-    "\n"
-    "Functions:\n"
-    "send_message: Show a message to the user.\n"
-    "  message (string, required): What the user reads.\n"
-    "conversation_search: Search past messages.\n"
-    "  query (string, required): Words to look for.\n"
-    "  page (integer)<|eot_id|>"
+    "\n" + GOLDEN_SYSTEM + "<|eot_id|>"
     "<|start_header_id|>system<|end_header_id|>\n"
     "\n"
     "Core memory: the human is called Chad.<|eot_id|>"
@@ -32,14 +19,7 @@ GOLDEN_TURNS = (
     "\n"
     '{"type": "user_message", "message": "Hi, I am Chad.", "time": "2024-01-01 10:00"}<|eot_id|>'
     "<|start_header_id|>assistant<|end_header_id|>\n"
-    "\n"
-    "{\n"
-    '  "function": "send_message",\n'
-    '  "params": {\n'
-    '    "inner_thoughts": "A new user. Greet him.",\n'
-    '    "message": "Hello Chad!"\n'
-    "  }\n"
-    "}<|eot_id|>"
+    "\n" + GOLDEN_ANSWER + "<|eot_id|>"
     "<|start_header_id|>ipython<|end_header_id|>\n"
     "\n"
     'Result of send_message: {"status": "OK", "message": null, "time": "2024-01-01 10:00"}<|eot_id|>'
