@@ -39,6 +39,11 @@ class CompletionRequest(BaseModel):
         description="Stable per agent; backends that keep a prompt cache per slot use it to pick the slot.",
     )
     context_window: int | None = Field(default=None, description="The context size the agent budgets for.")
+    ban_eos: bool = Field(
+        default=False,
+        description="Keep generating past the model's end-of-text token (doctor's speed probe). Backends map it to "
+        "their server's field (llama.cpp `ignore_eos`, KoboldCpp `ban_eos_token`) and ignore it where there is none.",
+    )
 
 
 class Timings(BaseModel):
