@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from memgpt_core.backend import Backend, EmbeddedServer
 
 
+TIMEOUT_ENV = "MEMGPT_TIMEOUT"
+DEFAULT_TIMEOUT = 600.0
+
+
 @dataclass(frozen=True)
 class BackendSettings:
     """Where completions come from. ``backend`` and ``endpoint`` both None means: start the embedded default."""
@@ -23,7 +27,7 @@ class BackendSettings:
     api_key: str | None = None
     model_path: str | None = None
     context_window: int | None = None
-    timeout: float = 600.0
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def embedded(self) -> bool:
@@ -59,8 +63,31 @@ def resolve(
             "webui, webui-legacy, lmstudio, llamacpp or koboldcpp",
         )
     return BackendSettings(
-        backend=backend, endpoint=endpoint, api_key=api_key, model_path=model_path, context_window=context_window
+        backend=backend,
+        endpoint=endpoint,
+        api_key=api_key,
+        model_path=model_path,
+        context_window=context_window,
+        timeout=_timeout(env),
     )
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    """Seconds one request may take (``MEMGPT_TIMEOUT``, default 600): a large model on a CPU can need more."""
+    raw = (env.get(TIMEOUT_ENV) or "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(
+            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds",
+            fix=f"set {TIMEOUT_ENV} to a positive number, such as 1200, or unset it for the default of "
+            f"{DEFAULT_TIMEOUT:g} s",
+        )
+    return seconds
 
 
 @contextlib.contextmanager

@@ -119,7 +119,8 @@ def request_json(
         raise BackendTimeoutError(
             f"the {backend} server at {url} did not answer within {timeout:g} s",
             url=url,
-            fix="the model may be too slow for this prompt: use a smaller model or context, or raise the timeout",
+            fix="the model may be too slow for this prompt: use a smaller model or context, or raise MEMGPT_TIMEOUT "
+            "(seconds per request, default 600)",
         ) from None
     except requests.exceptions.ConnectionError as exc:
         if _unknown_host(exc):
