@@ -91,6 +91,12 @@ class ContextOverflowError(BackendError):
         self.context_window = context_window
 
 
+class GrammarError(MemGPTError):
+    """A function schema uses something a grammar provider cannot express exactly. The agent turns grammar sampling
+    off for the step and says why; any other exception from a provider ends the step. Also importable from
+    ``memgpt_core.gbnf``, where the built-in generator raises it."""
+
+
 class ParseError(MemGPTError):
     """The model's output could not be read as a function call. Carries the raw text and the reason."""
 

@@ -22,7 +22,7 @@ import math
 import re
 from typing import Any
 
-from memgpt_core.errors import MemGPTError
+from memgpt_core.errors import GrammarError as GrammarError  # raised here; defined with the other errors
 
 # llama.cpp's MAX_REPETITION_THRESHOLD: the largest bound its parser keeps.
 MAX_REPETITION = 2000
@@ -68,10 +68,6 @@ VISIBLE_START = "^\\S"
 Other patterns are not enforced."""
 
 _JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
-
-
-class GrammarError(MemGPTError):
-    """A function schema uses something the grammar generator cannot express exactly."""
 
 
 def literal(text: str) -> str:
