@@ -1,0 +1,5 @@
+from memgpt_core import plugins
+
+
+def test_registered():
+    assert "ollama" in plugins.get_backends()
