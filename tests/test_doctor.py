@@ -1,16 +1,28 @@
-"""``memgpt doctor``: against the real llama-server (healthy, grammar on), a real closed port, and webui fakes that
-answer as text-generation-webui does when no model is loaded or when its loader ignores the grammar."""
+"""``memgpt doctor``: against the real llama-server (healthy, grammar on, the speed probe), a real closed port, and
+webui fakes that answer as text-generation-webui does when no model is loaded, when its loader ignores the grammar, or
+when the model ends every answer at once. Doctor on the real KoboldCpp is tested with that backend
+(plugins/memgpt_backend_koboldcpp/tests/test_cli.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from pytest_httpserver import HTTPServer
 
 from memgpt_core.cli import cli
-from memgpt_core.cli.doctor_cmd import FAIL, OK, _check_context
+from memgpt_core.cli.doctor_cmd import (
+    FAIL,
+    OK,
+    SPEED_PROMPTS,
+    SPEED_TOKENS,
+    WARN,
+    _check_context,
+    _check_reachable,
+    _check_speed,
+)
 from memgpt_core.testing import closed_port
 
 CLEAN_ENV = {"BACKEND_TYPE": None, "OPENAI_API_BASE": None, "MEMGPT_API_KEY": None, "MEMGPT_MODEL_PATH": None}
@@ -55,6 +67,27 @@ def test_configured_context_larger_than_the_server_fails_with_the_fix(llama_serv
     assert check.status == FAIL
     assert f"--context-window {llama_server.n_ctx}" in (check.fix or "")
     assert _check_context(backend, 256).status == OK
+
+
+ENDS_AT_ONCE = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+"""A finished ChatML exchange: SmolLM2, sampled greedily, answers it with its end-of-text token and nothing else."""
+
+
+def test_the_speed_probe_bans_end_of_text_on_llama_server(llama_server: Any) -> None:
+    from memgpt_core import plugins
+    from memgpt_core.errors import EmptyCompletionError
+    from memgpt_core.models import CompletionRequest
+
+    backend = plugins.get_backend("llamacpp")(llama_server.url)
+    greedy = {"temperature": 0, "seed": 1}
+    with pytest.raises(EmptyCompletionError):  # the model, left alone, ends this prompt at once
+        backend.complete(CompletionRequest(prompt=ENDS_AT_ONCE, max_tokens=12, sampling=greedy))
+    banned = backend.complete(CompletionRequest(prompt=ENDS_AT_ONCE, max_tokens=12, sampling=greedy, ban_eos=True))
+    assert banned.text and banned.finish_reason == "length" and banned.timings.predicted_n == 12
+
+    check = _check_speed(backend)
+    assert check.status in (OK, WARN) and check.data["tokens_per_second"] > 0
+    assert f"server timings, {SPEED_TOKENS} tokens" in check.detail, "the probe generated up to its cap"
 
 
 # -- a real closed port -----------------------------------------------------------------------------------------------
@@ -164,3 +197,27 @@ def test_answers_cut_off_by_the_cap_get_the_max_tokens_advice(httpserver: HTTPSe
     parse = checks(result)["parse rate"]
     assert parse["status"] == FAIL.lower()
     assert "32-token cap" in parse["fix"] and "--max-tokens" in parse["fix"]
+
+
+def _webui_answering_empty(httpserver: HTTPServer) -> None:
+    """A text-generation-webui whose model ends every answer at once: ``choices[0].text`` is empty, with
+    ``finish_reason`` "stop" and no completion tokens (the webui backend sends no ban-EOS setting)."""
+    empty = _completion("")
+    empty["usage"] = {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10}
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+    httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 10})
+    httpserver.expect_request("/v1/completions").respond_with_json(empty)
+
+
+def test_a_server_that_only_answers_empty_is_reachable_but_its_speed_unmeasured(httpserver: HTTPServer) -> None:
+    from memgpt_core import plugins
+
+    _webui_answering_empty(httpserver)
+    backend = plugins.get_backend("webui")(httpserver.url_for("/"))
+    assert _check_reachable(backend).status == OK, "an empty answer is still an answer"
+    httpserver.clear_log()
+    check = _check_speed(backend)
+    assert check.status == WARN and "could not measure" in check.detail and check.fix
+    assert check.data["tokens_per_second"] is None
+    prompts = [json.loads(req.data)["prompt"] for req, _ in httpserver.log if req.path == "/v1/completions"]
+    assert prompts == list(SPEED_PROMPTS), "tried once more, with another prompt, before giving up"

@@ -17,14 +17,15 @@ import click
 
 if TYPE_CHECKING:
     from memgpt_core.backend import Backend, EmbeddedServer
+    from memgpt_core.models import Completion
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 PARSE_PASS = 0.8
 """The share of readable agent-style answers below which the parse-rate check fails (a warning below 100%)."""
 SLOW = 2.0
+"""Tokens per second below which an agent step takes minutes: a warning, not a failure."""
 AUTO = "auto-grammar"
 """The wrapper that renders the model's own chat template; doctor measures it beside the chosen one."""
-"""Tokens per second below which an agent step takes minutes: a warning, not a failure."""
 
 # Five first messages of a new conversation, each inviting a different function; short, so the check stays quick.
 AGENT_MESSAGES: tuple[str, ...] = (
@@ -161,7 +162,7 @@ def _run_checks(
 
 
 def _check_reachable(backend: Backend) -> Check:
-    from memgpt_core.errors import BackendError
+    from memgpt_core.errors import BackendError, EmptyCompletionError
     from memgpt_core.models import CompletionRequest
 
     try:
@@ -174,14 +175,34 @@ def _check_reachable(backend: Backend) -> Check:
                 f"the server answers, but has no model loaded ({backend.endpoint})",
                 "load a model in the server's UI (text-generation-webui: the Model tab), then run memgpt doctor again",
             )
-        backend.complete(CompletionRequest(prompt="Hello", max_tokens=1))
+        answered = "answered a 1-token completion"
+        try:
+            backend.complete(CompletionRequest(prompt="Hello", max_tokens=1))
+        except EmptyCompletionError:  # the model ended at once: the server works all the same
+            answered = "answered a 1-token completion (empty: the model ended it at once)"
     except BackendError as exc:
         return Check("reachable", FAIL, exc.message, exc.fix)
     shown = f"model {model}" if model else "the server does not name its model"
-    return Check("reachable", OK, f"answered a 1-token completion; {shown}", data={"model": model})
+    return Check("reachable", OK, f"{answered}; {shown}", data={"model": model})
 
 
 def _check_context(backend: Backend, configured: int | None) -> Check:
+    """The context size (see _context_figures), and how the agent counts prompt tokens on this server: the server's
+    own tokenizer where the backend has one, else the documented estimate."""
+    from memgpt_core.agent.budget import BYTES_PER_TOKEN_ESTIMATE
+
+    check = _context_figures(backend, configured)
+    exact = backend.capabilities.exact_tokenizer
+    check.detail += (
+        "; token counts exact (the server's tokenizer)"
+        if exact
+        else f"; token counts estimated (1 per {BYTES_PER_TOKEN_ESTIMATE} bytes of UTF-8: no tokenizer on this server)"
+    )
+    check.data["exact_tokens"] = exact
+    return check
+
+
+def _context_figures(backend: Backend, configured: int | None) -> Check:
     from memgpt_core.agent.budget import DEFAULT_CONTEXT_WINDOW
     from memgpt_core.errors import BackendError
 
@@ -266,20 +287,49 @@ def _check_grammar(backend: Backend) -> Check:
     )
 
 
+# Two prompts for the speed probe: if a model ends its answer to the first at once (a backend whose server has no
+# ban-EOS setting), the second gives it another chance to write something that can be timed.
+SPEED_PROMPTS: tuple[str, ...] = (
+    "Write a few sentences about a lighthouse keeper.\n",
+    "Once upon a time, in a small village by the sea, there lived",
+)
+SPEED_TOKENS = 32
+
+
 def _check_speed(backend: Backend) -> Check:
-    from memgpt_core.errors import BackendError
+    """Time one generation of SPEED_TOKENS tokens with end-of-text banned, so the figure measures generation whatever
+    the model would say. An empty answer (a server that cannot ban end-of-text) is retried once with another prompt,
+    then reported as a warning: the server did answer, so it is not a failure."""
+    from memgpt_core.errors import BackendError, EmptyCompletionError
     from memgpt_core.models import CompletionRequest
 
-    began = time.perf_counter()
-    try:
-        done = backend.complete(
-            CompletionRequest(
-                prompt="Write a few sentences about a lighthouse keeper.\n", max_tokens=32, sampling={"seed": 1}
-            )
-        )
-    except BackendError as exc:
-        return Check("speed", FAIL, exc.message, exc.fix)
-    wall = time.perf_counter() - began
+    empty: list[str] = []
+    for prompt in SPEED_PROMPTS:
+        request = CompletionRequest(prompt=prompt, max_tokens=SPEED_TOKENS, sampling={"seed": 1}, ban_eos=True)
+        began = time.perf_counter()
+        try:
+            done = backend.complete(request)
+        except EmptyCompletionError as exc:
+            empty.append(exc.message)
+            continue
+        except BackendError as exc:
+            return Check("speed", FAIL, exc.message, exc.fix)
+        wall = time.perf_counter() - began
+        if done.text.strip() or (done.timings and done.timings.predicted_n):
+            return _speed_result(done, wall, request.max_tokens)
+        empty.append("the answer was empty")
+    return Check(
+        "speed",
+        WARN,
+        f"could not measure: the server answered, but with an empty completion to {len(SPEED_PROMPTS)} prompts "
+        f"(the model ended its answers at once; {empty[-1]})",
+        "nothing to fix for the speed itself; if chat answers come back empty too, check that the wrapper (--model) "
+        "matches the model's prompt format",
+        {"tokens_per_second": None},
+    )
+
+
+def _speed_result(done: Completion, wall: float, cap: int) -> Check:
     timings = done.timings
     if timings and timings.predicted_n and timings.predicted_ms:
         rate = timings.predicted_n / (timings.predicted_ms / 1000.0)
@@ -287,7 +337,9 @@ def _check_speed(backend: Backend) -> Check:
     else:
         tokens = done.completion_tokens
         source = "counted by the server"
-        if tokens is None:
+        if tokens is None and done.finish_reason == "length":
+            tokens, source = cap, "generated up to the cap"
+        elif tokens is None:
             tokens = max(1, len(done.text) // 4)
             source = "estimated at 4 characters per token"
         rate = tokens / wall if wall > 0 else 0.0

@@ -1,24 +1,37 @@
 """The KoboldCpp backend: ``POST /api/v1/generate`` with the fields KoboldCpp really reads.
 
-Facts from KoboldCpp's server code (koboldcpp.py) and its API documentation:
+Facts from KoboldCpp 1.76's server (koboldcpp.py, gpttype_adapter.cpp), each checked against the real server in this
+package's tests:
 - ``/api/v1/generate`` reads ``prompt``, ``max_length``, ``max_context_length``, ``stop_sequence`` (a list; a ``stop``
   key is ignored there, which is why MemGPT's stop strings never worked), ``grammar`` (GBNF),
-  ``grammar_retain_state``, ``trim_stop`` and sampler fields (``temperature``, ``top_p``, ``top_k``, ``rep_pen``,
-  ``sampler_seed`` ...). It answers ``{"results": [{"text": ..., "finish_reason": "stop" | "length"}]}``.
-- ``POST /api/extra/tokencount`` ``{"prompt"}`` answers ``{"value": N, "ids": [...]}``;
-  ``GET /api/extra/true_max_context_length`` answers ``{"value": N}``; ``GET /api/v1/model`` answers
-  ``{"result": "koboldcpp/NAME"}`` (``koboldcpp/protected-model`` without the password).
-- ``--password`` makes text endpoints answer 401 ``{"detail": {"error": "Unauthorized", "msg": "Authentication key is
-  missing or invalid.", "type": "unauthorized"}}`` without ``Authorization: Bearer PASSWORD``.
-- Busy: 503 ``{"detail": {"msg": "Server is busy; please try again later.", "type": "service_unavailable"}}``.
-  A path it does not serve: 404 with the text "Error: HTTP Server is running, but this endpoint does not exist."
-- KoboldCpp never refuses a long prompt: it keeps the end that fits ``max_context_length - max_length``. So the
-  backend counts first and raises ContextOverflowError itself. An invalid grammar is ignored with a console warning
+  ``grammar_retain_state``, ``trim_stop``, ``ban_eos_token`` and sampler fields (``temperature``, ``top_p``,
+  ``top_k``, ``rep_pen``, ``sampler_seed`` ...). It answers ``{"results": [{"text": ..., "finish_reason": ...}]}``,
+  where ``finish_reason`` is ``"stop"`` only for an end-of-text token: a stop-sequence hit is reported as
+  ``"length"``, like the token cap. So the backend asks for the stop string to be left in the text
+  (``trim_stop: false``), cuts it off itself, and reports ``stop`` when it found one.
+- ``POST /api/extra/tokencount`` ``{"prompt"}`` answers ``{"value": N, "ids": [...]}`` (N includes the BOS token);
+  for 50000 tokens or more it answers ``{"value": 0, "ids": []}``, so a longer text is counted in pieces.
+  ``GET /api/extra/true_max_context_length`` answers ``{"value": N}`` (the ``--contextsize``); ``GET /api/v1/model``
+  answers ``{"result": "koboldcpp/NAME"}`` (``koboldcpp/protected-model`` without the password).
+- ``--password`` protects the text endpoints, ``/api/extra/tokencount`` included (but not the context size, the
+  model name or ``/api/extra/version``): they answer 401 ``{"detail": {"error": "Unauthorized", "msg":
+  "Authentication key is missing or invalid.", "type": "unauthorized"}}`` without ``Authorization: Bearer PASSWORD``.
+- One generation runs at a time. With the default ``--multiuser`` others queue (up to 6); beyond that, or with
+  ``--multiuser 0``, a generation request answers 503 ``{"detail": {"msg": "Server is busy; please try again
+  later.", "type": "service_unavailable"}}``. The lock is released 50 ms after an answer is sent, so with
+  ``--multiuser 0`` even back-to-back requests of one client meet it: the backend waits and retries a busy server.
+- A path it does not serve answers 404 (a GET with the text "Error: HTTP Server is running, but this endpoint does
+  not exist. Please check the URL.", a POST with an empty body).
+- KoboldCpp never refuses a long prompt: it keeps the end that fits ``max_context_length - max_length``, and it
+  lowers a ``max_context_length`` above its ``--contextsize`` to that. So the backend counts first, against the
+  smaller of the two, and raises ContextOverflowError itself. An invalid grammar is ignored with a console warning
   (the generation runs unconstrained), so ``memgpt doctor`` checks that constrained output really is constrained.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from memgpt_core.backend import Backend, Capabilities
@@ -40,6 +53,8 @@ _SAMPLER_NAMES = {
     "typical_p": "typical",
     "tfs_z": "tfs",
 }
+_COUNT_LIMIT = 50000
+"""KoboldCpp's tokencount answers 0 for a text of this many tokens or more."""
 
 
 class KoboldCppBackend(Backend):
@@ -51,21 +66,22 @@ class KoboldCppBackend(Backend):
         grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True, server_context=True
     )
     description: ClassVar[str] = "KoboldCpp (/api/v1/generate; GBNF grammars, exact token counts, real context)"
+    busy_wait: float = 30.0
+    """Seconds to keep retrying a generation that KoboldCpp refuses as busy, before the error is raised."""
 
     def __init__(self, endpoint: str | None = None, *, api_key: str | None = None, timeout: float = 600.0) -> None:
         super().__init__(endpoint, api_key=api_key, timeout=timeout)
-        self._server_context: int | None = None  # read once, when a request does not name a context window
+        self._server_context: int | None = None  # read once: the server's --contextsize (0: it does not say)
 
     def complete(self, request: CompletionRequest) -> Completion:
         from memgpt_core.models import Completion
 
         grammar = self.accepted_grammar(request)
-        if request.context_window:
-            window: int | None = request.context_window
-        else:
-            if self._server_context is None:
-                self._server_context = self.context_window() or 0
-            window = self._server_context or None
+        if self._server_context is None:
+            self._server_context = self.context_window() or 0
+        # KoboldCpp lowers a larger max_context_length to its own context, so count against the smaller one.
+        windows = [w for w in (request.context_window, self._server_context) if w]
+        window = min(windows) if windows else None
         prompt_tokens = self.check_prompt_fits(
             request,
             window=window,
@@ -78,18 +94,20 @@ class KoboldCppBackend(Backend):
                 "prompt": request.prompt,
                 "max_length": request.max_tokens,
                 "stop_sequence": list(request.stop),
-                # Cut the stop string off the answer, as the other servers do.
-                "trim_stop": True,
+                # Leave the stop string in the text: it is the only sign that one ended the answer (see above).
+                "trim_stop": False,
             }
         )
         if window:
             body["max_context_length"] = window
+        if request.ban_eos:
+            body["ban_eos_token"] = True
         if grammar is not None:
             body["grammar"] = grammar.text
             # Each call is a fresh function call: grammar state carried over from the last one would reject it.
             body["grammar_retain_state"] = False
         url = self.endpoint + "/api/v1/generate"
-        answer = self.request("POST", "/api/v1/generate", body)
+        answer = self._generate(body)
         try:
             result = answer["results"][0]
             text = result["text"]
@@ -99,24 +117,46 @@ class KoboldCppBackend(Backend):
                 url=url,
                 fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
             ) from None
-        if not isinstance(text, str) or not text:
-            raise EmptyCompletionError(
-                f"KoboldCpp at {url} returned an empty completion",
+        if not isinstance(text, str):
+            raise BackendResponseError(
+                f"KoboldCpp at {url} answered a results[0].text that is not text: {str(answer)[:200]}",
                 url=url,
-                fix="look at KoboldCpp's console for the cause; check that a model is loaded (run `memgpt doctor`)",
+                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
             )
-        text = _trim_stop(text, request.stop)
-        finish = "length" if result.get("finish_reason") == "length" else "stop"
+        cut = _stop_at(text, request.stop)
+        if cut is not None:
+            text, finish = text[:cut], "stop"
+        else:
+            finish = "stop" if result.get("finish_reason") == "stop" else "length"
+        if not text:
+            how = "a stop string" if cut is not None else "its end-of-text token"
+            raise EmptyCompletionError(
+                f"KoboldCpp at {url} returned an empty completion (the model ended its answer at once, with {how})",
+                url=url,
+                fix="check that the wrapper matches the model's prompt format and that no stop string matches the "
+                "start of an answer (`memgpt doctor` checks both); KoboldCpp's console shows what it generated",
+            )
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens)
 
     def count_tokens(self, text: str) -> int | None:
-        body = self.request("POST", "/api/extra/tokencount", {"prompt": text}, timeout=min(self.timeout, 60.0))
+        count = self._count(text)
+        if count is None or count > 0 or not text:
+            return count
+        # 0 for a non-empty text means "50000 tokens or more": count the halves and drop the extra BOS token.
+        half = len(text) // 2
+        first, second, overhead = self.count_tokens(text[:half]), self.count_tokens(text[half:]), self._count("")
+        if first is None or second is None or overhead is None:
+            return None
+        return first + second - overhead
+
+    def _count(self, text: str) -> int | None:
+        body = self._request("POST", "/api/extra/tokencount", {"prompt": text}, timeout=min(self.timeout, 60.0))
         value = body.get("value") if isinstance(body, dict) else None
         return int(value) if isinstance(value, int) and value >= 0 else None
 
     def context_window(self) -> int | None:
         try:
-            body = self.request("GET", "/api/extra/true_max_context_length", timeout=min(self.timeout, 30.0))
+            body = self._request("GET", "/api/extra/true_max_context_length", timeout=min(self.timeout, 30.0))
         except BackendHTTPError as exc:
             if exc.status == 404:  # a KoboldAI-compatible server that is not KoboldCpp
                 return None
@@ -125,17 +165,63 @@ class KoboldCppBackend(Backend):
         return int(value) if isinstance(value, int) and value > 0 else None
 
     def model_name(self) -> str | None:
-        body = self.request("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
+        body = self._request("GET", "/api/v1/model", timeout=min(self.timeout, 30.0))
         name = body.get("result") if isinstance(body, dict) else None
         return str(name) if name else None
 
+    # -- plumbing ----------------------------------------------------------------------------------------------------
 
-def _trim_stop(text: str, stops: list[str]) -> str:
-    """Cut the answer at the first stop string, for KoboldCpp versions that ignore ``trim_stop``."""
-    cut = len(text)
-    for stop in stops:
-        if stop:
-            found = text.find(stop)
-            if found != -1:
-                cut = min(cut, found)
-    return text[:cut]
+    def _generate(self, body: dict[str, Any]) -> Any:
+        """``POST /api/v1/generate``, retried while KoboldCpp answers busy, for up to ``busy_wait`` seconds."""
+        deadline = time.monotonic() + self.busy_wait
+        pause = 0.1
+        while True:
+            try:
+                return self.request("POST", "/api/v1/generate", body)
+            except BackendHTTPError as exc:
+                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                    raise self._translate(exc) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _request(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        try:
+            return self.request(method, path, body, timeout=timeout)
+        except BackendHTTPError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: BackendHTTPError) -> BackendHTTPError:
+        """KoboldCpp's own words for a refused password and a busy server; other errors as core wrote them."""
+        if exc.status == 401:
+            fix = (
+                "this KoboldCpp was started with --password: set MEMGPT_API_KEY (or --api-key) to that password"
+                if not self.api_key
+                else "the password was refused: set MEMGPT_API_KEY (or --api-key) to the --password KoboldCpp was "
+                "started with"
+            )
+        elif _is_busy(exc):
+            fix = (
+                f"KoboldCpp runs one generation at a time and stayed busy for {self.busy_wait:g} s: wait for the "
+                "other request to finish; a KoboldCpp started with --multiuser 0 refuses instead of queueing, so "
+                "restart it without that flag"
+            )
+        else:
+            return exc
+        return BackendHTTPError(exc.message, url=exc.url, fix=fix, status=exc.status, body=exc.body)
+
+
+def _is_busy(exc: BackendHTTPError) -> bool:
+    """KoboldCpp's "Server is busy" answer (503 with the type ``service_unavailable``)."""
+    if exc.status != 503:
+        return False
+    try:
+        detail = json.loads(exc.body).get("detail")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(detail, dict) and detail.get("type") == "service_unavailable"
+
+
+def _stop_at(text: str, stops: list[str]) -> int | None:
+    """Where the first stop string starts in ``text``, or None when there is none."""
+    found = [at for stop in stops if stop and (at := text.find(stop)) != -1]
+    return min(found) if found else None
