@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -407,6 +411,45 @@ def test_a_second_agent_object_on_the_same_agent_is_refused(store, wrapper):
     with pytest.raises(AgentInUseError, match="in use"):
         make_agent(store, ScriptedBackend(), wrapper)
     first.lock.release()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file locks and SIGKILL")
+def test_a_killed_holder_does_not_keep_the_agent_locked(store, wrapper, tmp_path):
+    from memgpt_core.errors import AgentInUseError
+
+    make_agent(store, ScriptedBackend(), wrapper).lock.release()  # the agent exists, and nobody holds it
+    # Another process opens the same agent, says so once it holds the lock, and waits to be killed.
+    holder = (
+        "import sys\n"
+        "from memgpt_core.storage import Store\n"
+        f"store = Store({str(tmp_path / 'memgpt.db')!r})\n"
+        "lock = store.lock(store.get_agent('tester'))\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ready = select.select([child.stdout], [], [], 60)[0]
+        assert ready, "the holder did not take the lock within 60 s"
+        assert child.stdout.readline().strip() == "locked", child.stderr.read()
+        # While it lives, the agent is refused, naming the process that holds it.
+        with pytest.raises(AgentInUseError, match=rf"'tester' is in use by process {child.pid}"):
+            make_agent(store, ScriptedBackend(), wrapper)
+        child.kill()  # SIGKILL: no clean-up runs in the child
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=60)
+        child.stdin.close()
+        child.stdout.close()
+        child.stderr.close()
+    # The OS dropped the lock with the process: the agent opens, and works.
+    agent = make_agent(store, ScriptedBackend([REPLY]), wrapper)
+    assert agent.user_message("hi").replies == ["ok!"]
+    agent.lock.release()
 
 
 def _offered(request):

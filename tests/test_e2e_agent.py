@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+from memgpt_core.agent.summary import Summaries
 from memgpt_core.storage import Store
 
 SCRIPT = [
@@ -24,6 +25,18 @@ SCRIPT = [
     "What do you know about me so far?",
     "Thanks, see you tomorrow!",
 ]
+
+
+def all_message_ids(store, agent_id):
+    """Every message the agent ever stored (its recall memory), oldest first."""
+    rows = store.conn.execute("SELECT id FROM messages WHERE agent_id = ? ORDER BY id", (agent_id,)).fetchall()
+    return [row[0] for row in rows]
+
+
+def said(messages):
+    """What the user said, in order, from the user_message events among ``messages``."""
+    events = [json.loads(m.content) for m in messages if m.role == "user" and m.content]
+    return [e["message"] for e in events if e.get("type") == "user_message"]
 
 
 def send(home, url, message, *extra):
@@ -57,8 +70,16 @@ def test_a_ten_turn_conversation_through_memgpt_send(tmp_path, llama_server):
                 (agent.id, reply),
             ).fetchone()[0]
             assert stored >= 1
-        users = [m for m in store.get_messages(agent.context) if '"type": "user_message"' in (m.content or "")]
-        assert len(users) == len(SCRIPT)
+        # Recall memory keeps every user message, once and in order, whatever left the context.
+        assert said(store.get_messages(all_message_ids(store, agent.id))) == SCRIPT
+        context = store.get_messages(agent.context)
+        in_context = said(context)
+        if agent.state.get("summaries", 0) == 0:
+            assert in_context == SCRIPT
+        else:
+            # A legitimate summary: it opens the context in place of the oldest messages; the newest stay as they were.
+            assert Summaries._is_summary(context[0]), context[0].content
+            assert in_context and in_context == SCRIPT[len(SCRIPT) - len(in_context) :]
 
 
 def test_a_small_context_overflows_into_summaries_never_into_errors(tmp_path, llama_server_factory):

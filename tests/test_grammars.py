@@ -1,10 +1,13 @@
-"""The built-in "function-call" grammar provider, without a server: shape, caching, errors, and the JSON Schema form."""
+"""The built-in "function-call" grammar provider, without a server: shape, caching, errors, the JSON Schema form, and
+what each GBNF grammar admits and refuses (memgpt_core.testing_gbnf; tests/test_grammars_server.py gives the same
+cases to llama.cpp's own validator)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,12 @@ from hypothesis import strategies as st
 from memgpt_core import plugins
 from memgpt_core.default_plugins.grammars import FunctionCallGrammar, call_problem, call_schema
 from memgpt_core.gbnf import GrammarError, schema_to_gbnf
+from memgpt_core.selection import MAX_STRING_CHARS
+from memgpt_core.testing import GOLDEN_FUNCTIONS
+from memgpt_core.testing_gbnf import GBNFMatcher, GBNFMatcherError, gbnf_accepts
+
+sys.path.insert(0, str(Path(__file__).parent))
+import grammar_cases  # tests/grammar_cases.py, shared with test_grammars_server.py
 
 FIXTURES = json.loads((Path(__file__).parent / "grammar_functions.json").read_text())
 MEMGPT = FIXTURES["memgpt"]
@@ -685,3 +694,98 @@ def test_an_object_of_free_keys_gets_a_key_count_and_key_length():
 def test_without_a_budget_arrays_are_left_as_declared():
     plan = params_of(call_schema(COMMUNITY, max_string_length=300), "plan_trip")
     assert "maxItems" not in plan["destinations"] and plan["daily_hours"]["maxItems"] == 3
+
+
+# --- What each GBNF grammar admits and refuses, judged without a server -------------------------------------------
+
+
+@pytest.mark.parametrize("case", grammar_cases.all_cases(), ids=lambda case: case.name)
+def test_each_grammar_admits_exactly_what_it_should(case):
+    verdict = gbnf_accepts(case.grammar, case.text)
+    if case.accepted:
+        where = GBNFMatcher(case.grammar).longest_prefix(case.text)
+        assert verdict, f"refused after {len(where)} of {len(case.text)} characters: ...{where[-60:]!r}"
+    else:
+        assert not verdict, case.text
+
+
+def test_the_shared_cases_cover_every_function_and_both_verdicts():
+    cases = grammar_cases.all_cases()
+    assert {True, False} <= {c.accepted for c in cases}
+    as_built = " ".join(c.name for c in cases if c.accepted and c.name.startswith("as built: "))
+    assert all(f"as built: {f['name']}" in as_built for f in ALL), "a valid call of every fixture function"
+    golden = {c.text.split('"')[3] for c in cases if c.accepted and c.name.startswith("golden: ")}
+    assert golden == {f["name"] for f in GOLDEN_FUNCTIONS}
+
+
+@pytest.mark.parametrize("name", sorted(grammar_cases.ACCEPTED))
+def test_the_json_schema_form_admits_the_capped_calls_too(name):
+    schema = json.loads(FunctionCallGrammar().build(ALL, format="json_schema", max_string_length=grammar_cases.CAP))
+    jsonschema.validate(json.loads(grammar_cases.ACCEPTED[name]), schema)
+
+
+@pytest.mark.parametrize("name", sorted(set(grammar_cases.REJECTED) - grammar_cases.JSON_SCHEMA_BLIND))
+def test_the_json_schema_form_refuses_the_capped_calls_too(name):
+    schema = json.loads(FunctionCallGrammar().build(ALL, format="json_schema", max_string_length=grammar_cases.CAP))
+    try:
+        call = json.loads(grammar_cases.REJECTED[name])
+    except ValueError:
+        return  # not JSON at all, so no schema could accept it either
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call, schema)
+
+
+GOLDEN_GRAMMAR = grammar_cases.as_the_agent_builds(GOLDEN_FUNCTIONS)
+GOLDEN_CAPS = grammar_cases.string_caps(GOLDEN_FUNCTIONS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    # Half the cap: written with ASCII escapes, a character beyond U+FFFF takes two (a surrogate pair), and the
+    # grammar counts what is written.
+    thoughts=st.text(max_size=GOLDEN_CAPS["conversation_search"] // 2),
+    query=st.text(max_size=GOLDEN_CAPS["conversation_search"] // 2),
+    page=st.none() | st.integers(min_value=-(10**15) + 1, max_value=10**16 - 1),
+    ascii_only=st.booleans(),
+    indent=st.sampled_from([None, 1, 4]),
+)
+def test_any_text_within_the_caps_written_as_json_is_admitted(thoughts, query, page, ascii_only, indent):
+    params: dict[str, Any] = {"inner_thoughts": thoughts, "query": query}
+    if page is not None:
+        params["page"] = page
+    sample = json.dumps({"function": "conversation_search", "params": params}, ensure_ascii=ascii_only, indent=indent)
+    assert gbnf_accepts(GOLDEN_GRAMMAR, sample), sample
+
+
+@settings(max_examples=100, deadline=None)
+@given(message=st.text(min_size=1, max_size=40), extra=st.integers(min_value=1, max_value=30))
+def test_any_message_past_its_cap_is_refused(message, extra):
+    cap = GOLDEN_CAPS["send_message"]
+    at_cap = (message * (cap // len(message) + 1))[:cap]
+
+    def sample(text: str) -> str:
+        written = {"function": "send_message", "params": {"inner_thoughts": "", "message": text}}
+        return json.dumps(written, ensure_ascii=False)  # one written character per character
+
+    assert gbnf_accepts(GOLDEN_GRAMMAR, sample(at_cap))
+    assert not gbnf_accepts(GOLDEN_GRAMMAR, sample(at_cap + "x" * extra))
+
+
+def test_the_agents_caps_stay_under_max_string_chars():
+    assert 0 < max(GOLDEN_CAPS.values()) <= MAX_STRING_CHARS
+    assert 0 < max(grammar_cases.string_caps(ALL).values()) <= MAX_STRING_CHARS
+
+
+@pytest.mark.parametrize(
+    ("grammar", "words"),
+    [
+        ("root ::= undefined-rule", "undefined-rule"),
+        ('root ::= "unclosed', "could not be read"),
+        ('root ::= "\\uD800"', "not a character"),
+    ],
+)
+def test_a_grammar_the_matcher_cannot_read_is_explained(grammar, words):
+    with pytest.raises(GBNFMatcherError) as caught:
+        GBNFMatcher(grammar)
+    assert words in str(caught.value)
+    assert caught.value.fix

@@ -34,7 +34,7 @@ log = logging.getLogger("memgpt.backend.llamacpp")
 
 # Fields of the request body that come from the CompletionRequest itself; sampling settings never override them.
 _OWN_FIELDS = frozenset(
-    {"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "cache_prompt", "id_slot", "stream"}
+    {"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "id_slot", "stream"}
 )
 EMBEDDED_WRAPPER = "auto-grammar"
 """The loaded model's own chat template (read from /props), so a --model-path GGUF of any family is prompted in its
@@ -74,9 +74,14 @@ class LlamaCppBackend(Backend):
         if request.context_window:
             self.check_context_window(request.context_window)
         body: dict[str, Any] = {k: v for k, v in request.sampling.items() if k not in _OWN_FIELDS}
-        body.update(prompt=request.prompt, n_predict=request.max_tokens, cache_prompt=True, stream=False)
+        body.update(prompt=request.prompt, n_predict=request.max_tokens, stream=False)
+        # The prompt cache is what makes a turn cheap; a caller that needs llama.cpp's documented bit-for-bit
+        # determinism (the same seed giving the same text) turns it off with sampling={"cache_prompt": False}.
+        body.setdefault("cache_prompt", True)
         if request.stop:
             body["stop"] = list(request.stop)
+        if request.ban_eos:
+            body["ignore_eos"] = True
         grammar = self.accepted_grammar(request)
         if grammar is not None:
             if grammar.format == "gbnf":

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import threading
+from collections.abc import Iterator
 
 import pytest
 from memgpt_backend_llamacpp import LlamaCppBackend
 
 from memgpt_core import plugins
-from memgpt_core.models import CompletionRequest, Grammar
+from memgpt_core.errors import BackendResponseError
+from memgpt_core.models import Completion, CompletionRequest, Grammar
 from memgpt_core.testing import BackendConformance
 
 CHATML = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
@@ -157,16 +161,27 @@ def test_slot_is_stable_per_agent(backend, llama_server):
     assert backend.slot_for(None) is None
 
 
+REPRODUCIBLE = {"cache_prompt": False}
+"""Sent with requests whose seeded samples are compared. llama.cpp's server documentation says of ``cache_prompt``
+that logits are not guaranteed bit-for-bit identical between batch sizes (prompt processing against generation), so
+reusing the cache can change a seeded sample; without it each request evaluates its whole prompt the same way."""
+
+
 def test_sampling_settings_reach_the_server(backend):
     # With a fixed seed and temperature the server is deterministic; a different seed at high temperature differs.
-    def run(seed: int) -> str:
-        request = CompletionRequest(
-            prompt=chatml("Say a random word."), max_tokens=8, sampling={"temperature": 5.0, "top_k": 0, "seed": seed}
-        )
-        return backend.complete(request).text
+    prompt = chatml("Say a random word.")
 
-    assert run(1) == run(1)
-    assert len({run(1), run(2), run(3)}) > 1
+    def run(seed: int) -> Completion:
+        sampling = {"temperature": 5.0, "top_k": 0, "seed": seed, **REPRODUCIBLE}
+        return backend.complete(CompletionRequest(prompt=prompt, max_tokens=8, sampling=sampling))
+
+    first, again = run(1), run(1)
+    # The second run evaluated its whole prompt again (no cache reuse), so the two are comparable.
+    assert again.timings is not None and again.timings.prompt_n == again.prompt_tokens, (
+        "cache_prompt: false did not reach the server (the backend must let sampling turn the prompt cache off)"
+    )
+    assert first.text == again.text
+    assert len({first.text, run(2).text, run(3).text}) > 1
 
 
 def test_api_key_is_sent_as_bearer(llama_server_factory):
@@ -215,3 +230,65 @@ def test_sampling_cannot_override_the_requests_own_fields(backend):
     )
     assert result.completion_tokens == 2
     assert result.prompt_tokens == backend.count_tokens(chatml("Write a poem."))
+
+
+# -- a JSON API that is not llama.cpp's on the configured port ---------------------------------------------------------
+
+
+class _OtherJSONAPI(http.server.BaseHTTPRequestHandler):
+    """A real local web server that answers every request with JSON of another shape (what a proxy, or another
+    program's API on the port the user configured, sends back)."""
+
+    BODY = json.dumps({"model": "other", "response": "Hello there", "done": True}).encode()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def _answer(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherJSONAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "wanted"),
+    [
+        (
+            lambda b: b.complete(CompletionRequest(prompt="Hi", max_tokens=4)),
+            "/completion",
+            "an object with a 'content' string",
+        ),
+        (lambda b: b.count_tokens("Hi"), "/tokenize", "a 'tokens' list"),
+        (lambda b: b.context_window(), "/props", "default_generation_settings.n_ctx"),
+    ],
+    ids=["completion", "tokenize", "props"],
+)
+def test_json_of_another_shape_is_a_sentence_naming_the_url_and_what_was_missing(other_api, call, path, wanted):
+    with pytest.raises(BackendResponseError) as caught:
+        call(LlamaCppBackend(other_api, timeout=10))
+    message = str(caught.value)
+    assert caught.value.url == other_api + path
+    assert f"answered JSON without {wanted}" in message
+    assert '"response": "Hello there"' in message, "the answer is shown, so the user sees which program replied"
+    assert caught.value.fix is not None and "BACKEND_TYPE" in caught.value.fix
