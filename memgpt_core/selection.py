@@ -18,23 +18,29 @@ MAX_STRING_CHARS = 600
 """The grammar's cap on any one string, whatever the budget: it stops a small model repeating itself for minutes."""
 
 
-def default_wrapper_name(backend_cls: type[Backend], embedded_wrapper: str | None = None) -> str:
+def default_wrapper_name(backend_cls: type[Backend] | Backend, embedded_wrapper: str | None = None) -> str:
     """The wrapper to use when the user names none.
 
     The embedded server's model brings its own format. Otherwise the seed page's rule: Airoboros with a grammar on a
     backend that supports grammar-based sampling (GBNF or a JSON schema, as it declares), else the plain one.
+    ``backend_cls`` is the backend class, or a backend that has met its server (``wait_until_ready``): its
+    capabilities are then that server's, which for a backend such as ``openai`` is more than its class declares.
     """
     if embedded_wrapper:
         return embedded_wrapper
     return DEFAULT_GRAMMAR_WRAPPER if backend_cls.capabilities.grammar else DEFAULT_WRAPPER
 
 
-def choose_wrapper_name(requested: str | None, backend_cls: type[Backend], embedded_wrapper: str | None = None) -> str:
+def choose_wrapper_name(
+    requested: str | None, backend_cls: type[Backend] | Backend, embedded_wrapper: str | None = None
+) -> str:
     """``--model`` if given, else :func:`default_wrapper_name`."""
     return requested or default_wrapper_name(backend_cls, embedded_wrapper)
 
 
-def choose_wrapper(requested: str | None, backend_cls: type[Backend], embedded_wrapper: str | None = None) -> Wrapper:
+def choose_wrapper(
+    requested: str | None, backend_cls: type[Backend] | Backend, embedded_wrapper: str | None = None
+) -> Wrapper:
     """A ready wrapper: :func:`choose_wrapper_name`, made. An unknown name raises ``NotInstalledError`` listing the
     installed wrappers."""
     from memgpt_core import plugins

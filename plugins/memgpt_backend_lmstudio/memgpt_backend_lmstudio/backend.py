@@ -1,4 +1,5 @@
-"""The LM Studio backend: the wrapper's prompt as raw text, and JSON-schema structured output on request.
+"""The LM Studio backends: ``lmstudio`` (the wrapper's prompt as raw text, JSON-schema structured output on request)
+and ``lmstudio-legacy`` (MemGPT's name for LM Studio's chat-completions path).
 
 Facts from LM Studio's documentation and its users' reports:
 - ``POST /v1/completions`` takes the prompt as is (no prompt template); ``choices[0].text`` comes back.
@@ -10,9 +11,19 @@ Facts from LM Studio's documentation and its users' reports:
   "No models loaded. Please load a model in the developer page or use the `lms load` command.";
   "Context length exceeded. Tokens in context: N, Context length: M";
   "Trying to keep the first N tokens when context the overflows. However, the model is loaded with context length
-  of only M tokens ..."; "Context size has been exceeded" (MLX); "'response_format.type' must be 'json_schema'".
+  of only M tokens ..."; "Context size has been exceeded" (MLX). (LM Studio's "'response_format.type' must be
+  'json_schema'" answers a client that sends another type; these backends only ever send ``json_schema``.)
 - ``GET /api/v1/models`` (LM Studio 0.4+) lists ``loaded_instances[].config.context_length``: the real context.
 - With authentication on (0.4+), every request needs ``Authorization: Bearer TOKEN``.
+- No end-of-text override is documented, so ``CompletionRequest.ban_eos`` is ignored here.
+
+MemGPT 0.3.25's ``lmstudio-legacy`` (``memgpt/local_llm/lmstudio/api.py``, ``api="chat"``) sent the whole finished
+prompt as the one user message to ``/v1/chat/completions`` at ``http://localhost:1234`` and read
+``choices[0].message.content``; its ``lmstudio`` used ``/v1/completions``. Both treated an error mentioning the
+context length as an overflow. ``lmstudio-legacy`` here does the same, with or without a grammar, and reads the
+errors and the loaded context as ``lmstudio`` does. (MemGPT also sent ``max_tokens`` equal to the whole context
+window and a ``"model": "local model"``; here ``max_tokens`` is the agent's cap and no model is named, so LM Studio
+uses the one that is loaded.)
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from memgpt_core.errors import (
     ContextOverflowError,
     EmptyCompletionError,
 )
-from memgpt_core.openai_style import read_completion
+from memgpt_core.openai_style import completion_body, read_completion, read_error, read_models
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -61,18 +72,17 @@ class LMStudioBackend(Backend):
     )
     description: ClassVar[str] = "LM Studio local server (/v1/completions; JSON-schema structured output)"
 
+    def _chat(self, request: CompletionRequest) -> bool:
+        """Whether this request goes to /v1/chat/completions: only with a grammar (structured output is documented
+        there), so that a plain prompt reaches the model untouched."""
+        return request.grammar is not None
+
     def complete(self, request: CompletionRequest) -> Completion:
         grammar = self.accepted_grammar(request)
-        body: dict[str, Any] = dict(request.sampling)
-        body.update({"max_tokens": request.max_tokens, "stream": False})
-        if request.stop:
-            body["stop"] = list(request.stop)
-        if grammar is None:
-            path = "/v1/completions"
-            body["prompt"] = request.prompt
-        else:
-            path = "/v1/chat/completions"
-            body["messages"] = [{"role": "user", "content": request.prompt}]
+        chat = self._chat(request)
+        path = "/v1/chat/completions" if chat else "/v1/completions"
+        body = completion_body(request, chat=chat)
+        if grammar is not None:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "function_call", "strict": True, "schema": _schema(grammar.text)},
@@ -99,10 +109,10 @@ class LMStudioBackend(Backend):
         try:
             answer = self.request("POST", path, body)
         except BackendHTTPError as exc:
-            raise _explain(_error_text(exc.body) or exc.body, url, exc) from None
+            raise _explain(read_error(exc.body).message or exc.body, url, exc) from None
         if isinstance(answer, dict) and answer.get("error"):
             # LM Studio sometimes reports a failure (context overflow) with status 200 and an error body.
-            raise _explain(_error_text(json.dumps(answer)), url, None)
+            raise _explain(read_error(answer).message, url, None)
         return answer
 
     def context_window(self) -> int | None:
@@ -121,13 +131,10 @@ class LMStudioBackend(Backend):
         if loaded is not None and loaded.get("id"):
             return str(loaded["id"])
         try:
-            body = self.request("GET", "/v1/models", timeout=30.0)
+            served = read_models(self.request("GET", "/v1/models", timeout=30.0))
         except BackendHTTPError:
             return None
-        data = body.get("data") if isinstance(body, dict) else None
-        if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
-            return str(data[0]["id"])
-        return None
+        return served[0].id if served else None
 
     def _loaded_instance(self) -> dict[str, Any] | None:
         """The first loaded model instance from ``GET /api/v1/models`` (LM Studio 0.4+), or None."""
@@ -154,24 +161,8 @@ def _schema(text: str) -> Any:
         ) from None
 
 
-def _error_text(body: str) -> str:
-    """The message inside ``{"error": "..."}`` or ``{"error": {"message": "..."}}``; the body itself otherwise."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, str):
-            return error
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])
-    return body
-
-
 def _explain(message: str, url: str, http: BackendHTTPError | None) -> BackendError:
     """Turn LM Studio's error text into the error the agent and the user can act on."""
-    status = http.status if http is not None else 200
     if _OVERFLOW.search(message):
         prompt_tokens = window = None
         for pattern, p, w in _NUMBERS:
@@ -193,14 +184,29 @@ def _explain(message: str, url: str, http: BackendHTTPError | None) -> BackendEr
             url=url,
             fix="load a model in LM Studio's Developer tab, or run `lms load <model>`, then try again",
         )
-    if "response_format" in message:
-        return BackendHTTPError(
-            f"LM Studio at {url} refused the structured-output request: {message}",
-            url=url,
-            fix="update LM Studio (structured output needs 0.3.0 or newer), or use a wrapper without -grammar",
-            status=status,
-            body=message,
-        )
     if http is not None:
-        return http
-    return BackendResponseError(f"LM Studio at {url} reported an error: {message}", url=url)
+        return BackendHTTPError(
+            f"LM Studio at {url} answered {http.status}: {message}",
+            url=url,
+            fix=http.fix,
+            status=http.status,
+            body=http.body,
+        )
+    return BackendResponseError(
+        f"LM Studio at {url} reported an error: {message}",
+        url=url,
+        fix="look at LM Studio's server log (Developer tab) for the cause",
+    )
+
+
+class LMStudioLegacyBackend(LMStudioBackend):
+    """MemGPT's ``lmstudio-legacy``: every request to LM Studio's ``/v1/chat/completions``, the wrapper's prompt as
+    the one user message (LM Studio applies the model's chat template around it)."""
+
+    name: ClassVar[str] = "lmstudio-legacy"
+    description: ClassVar[str] = (
+        "LM Studio, chat-completions path (/v1/chat/completions, the prompt as one user message; MemGPT's name)"
+    )
+
+    def _chat(self, request: CompletionRequest) -> bool:
+        return True

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from memgpt_backend_lmstudio import LMStudioBackend
+from memgpt_backend_lmstudio import LMStudioBackend, LMStudioLegacyBackend
 from pytest_httpserver import HTTPServer
 
 from memgpt_core.errors import (
@@ -49,6 +49,21 @@ class TestLMStudioConformance(BackendConformance):
         )
 
 
+class TestLMStudioLegacyConformance(BackendConformance):
+    """lmstudio-legacy speaks /v1/chat/completions, which llama-server serves too."""
+
+    backend_class = LMStudioLegacyBackend
+
+    @pytest.fixture
+    def endpoint(self, llama_server: Any) -> str:
+        return llama_server.url
+
+    def test_live_token_count_and_context(self, live_backend: Any) -> None:
+        pytest.skip(
+            "llama-server has no LM Studio /api/v1/models; the loaded context is checked against the fake below"
+        )
+
+
 # -- the real llama-server --------------------------------------------------------------------------------------------
 
 
@@ -75,6 +90,28 @@ def test_json_schema_structured_output_on_llama_server(llama_server: Any) -> Non
     call = json.loads(done.text)
     assert call["function"] == "send_message"
     assert isinstance(call["params"]["message"], str)
+
+
+def test_legacy_sends_the_prompt_as_one_user_message_on_llama_server(llama_server: Any) -> None:
+    backend = LMStudioLegacyBackend(llama_server.url + "/v1")
+    done = backend.complete(
+        CompletionRequest(prompt="Name one colour.", max_tokens=8, sampling={"temperature": 0, "seed": 1})
+    )
+    assert done.text.strip()
+    # The chat template went around the prompt: more tokens than the five or so of the bare text.
+    assert done.prompt_tokens is not None and done.prompt_tokens > 8
+
+
+def test_legacy_json_schema_structured_output_on_llama_server(llama_server: Any) -> None:
+    done = LMStudioLegacyBackend(llama_server.url).complete(
+        CompletionRequest(
+            prompt="Greet the user named Ann.",
+            max_tokens=48,
+            grammar=Grammar(format="json_schema", text=json.dumps(CALL_SCHEMA)),
+            sampling={"temperature": 0, "seed": 3},
+        )
+    )
+    assert json.loads(done.text)["function"] == "send_message"
 
 
 # -- fakes: LM Studio's own answers ---------------------------------------------------------------------------------
@@ -181,15 +218,14 @@ def test_no_model_loaded_says_how_to_load_one(httpserver: HTTPServer, body: dict
     assert "no model loaded" in str(caught.value) and "lms load" in str(caught.value)
 
 
-def test_old_lm_studio_refusing_response_format(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/chat/completions").respond_with_json(
-        {"error": "'response_format.type' must be 'json_schema'"}, status=400
+def test_other_errors_keep_lm_studios_sentence(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/completions").respond_with_json(
+        {"error": {"message": "Model crashed while generating", "type": "server_error"}}, status=500
     )
     with pytest.raises(BackendHTTPError) as caught:
-        LMStudioBackend(httpserver.url_for("/")).complete(
-            CompletionRequest(prompt="x", max_tokens=4, grammar=Grammar(format="json_schema", text="{}"))
-        )
-    assert "without -grammar" in str(caught.value)
+        LMStudioBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="x", max_tokens=4))
+    assert caught.value.status == 500 and "Model crashed while generating" in str(caught.value)
+    assert str(caught.value).startswith("LM Studio at ") and caught.value.fix
 
 
 def test_empty_answer_points_at_the_loaded_context(httpserver: HTTPServer) -> None:
@@ -233,6 +269,42 @@ def test_older_lm_studio_without_the_rest_api(httpserver: HTTPServer) -> None:
     backend = LMStudioBackend(httpserver.url_for("/"))
     assert backend.context_window() is None
     assert backend.model_name() == "llama-3-8b"
+
+
+def test_legacy_request_body_without_a_grammar(httpserver: HTTPServer) -> None:
+    answer = {
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "model": "lmstudio-community/dolphin-2.2.1-mistral-7b",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": CALL_TEXT}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 16, "total_tokens": 46},
+    }
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(answer)
+    done = LMStudioLegacyBackend(httpserver.url_for("/")).complete(
+        CompletionRequest(prompt="PROMPT", max_tokens=16, stop=["\nUSER:"], sampling={"temperature": 0.3})
+    )
+    assert done.text == CALL_TEXT and done.finish_reason == "length"
+    (sent,) = _sent(httpserver, "/v1/chat/completions")
+    assert sent == {
+        "messages": [{"role": "user", "content": "PROMPT"}],
+        "max_tokens": 16,
+        "stop": ["\nUSER:"],
+        "stream": False,
+        "temperature": 0.3,
+    }
+    assert not _sent(httpserver, "/v1/completions")
+
+
+def test_legacy_reads_lm_studios_errors_as_lmstudio_does(httpserver: HTTPServer) -> None:
+    body = {"error": "Context length exceeded. Tokens in context: 8000, Context length: 8000"}
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(body, status=400)
+    with pytest.raises(ContextOverflowError) as caught:
+        LMStudioLegacyBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="x", max_tokens=4))
+    assert caught.value.context_window == 8000
+
+
+def test_legacy_defaults_to_lm_studios_port() -> None:
+    assert LMStudioLegacyBackend().endpoint == "http://127.0.0.1:1234"
 
 
 def test_refuses_a_gbnf_grammar() -> None:

@@ -6,6 +6,13 @@ Facts taken from text-generation-webui's own API code (fields, answers, errors):
 - ``POST /v1/internal/token-count`` ``{"text": ...}`` answers ``{"length": N}``; ``GET /v1/internal/model/info``
   answers ``{"model_name": ..., "lora_names": [...]}``, with ``model_name`` ``"None"`` when nothing is loaded.
 - ``--api-key`` makes every route answer 401 ``{"detail": "Unauthorized"}`` without ``Authorization: Bearer KEY``.
+- With no model loaded, ``/v1/completions`` and ``/v1/internal/token-count`` fail inside ``encode()`` with
+  ``ValueError('No tokenizer is loaded')`` before anything is generated. The FastAPI app (``--api``, November 2023
+  on) has no handler for it, so the answer is 500 with Starlette's plain-text "Internal Server Error"; the older
+  openai extension (port 5001) answered 500 ``{"error": {"message": "ValueError('No tokenizer is loaded')", ...}}``.
+  Either way the backend asks ``/v1/internal/model/info`` and says to load a model. The legacy API instead answers
+  200 with empty text (its ``generate_reply`` logs "No model is loaded!" and yields ``''``).
+- ``ban_eos_token`` (both APIs) keeps generating past the end-of-text token: what ``CompletionRequest.ban_eos`` asks.
 - The legacy ``POST /api/v1/generate`` takes ``max_new_tokens``, ``stopping_strings``, ``grammar_string`` and
   ``truncation_length`` and answers ``{"results": [{"text": ...}]}``; ``POST /api/v1/token-count`` ``{"prompt"}``
   answers ``{"results": [{"tokens": N}]}``; ``GET /api/v1/model`` answers ``{"result": NAME}``.
@@ -26,12 +33,13 @@ from memgpt_core.errors import (
     BackendResponseError,
     EmptyCompletionError,
 )
-from memgpt_core.openai_style import read_completion
+from memgpt_core.openai_style import completion_body, read_completion, read_error
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
 
 NO_MODEL = "None"  # what text-generation-webui reports as the model name when nothing is loaded
+_LOAD_A_MODEL = "load a model in the web UI's Model tab (or start it with --model NAME), then try again"
 
 
 class _WebUIBase(Backend):
@@ -61,22 +69,18 @@ class _WebUIBase(Backend):
     def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
         """One look at the server before an agent is made: nothing answering, or no model loaded, is said now."""
         if self.model_name() == NO_MODEL:
-            raise BackendError(
-                f"text-generation-webui at {self.endpoint} has no model loaded",
-                url=self.endpoint,
-                fix="load a model in the web UI's Model tab (or start it with --model NAME), then try again",
-            )
+            raise self._no_model(self.endpoint, "has no model loaded")
+
+    def _no_model(self, url: str, what: str) -> BackendError:
+        return BackendError(f"text-generation-webui at {self.endpoint} {what}", url=url, fix=_LOAD_A_MODEL)
+
+    def _model_is_missing(self) -> bool:
+        """Whether the server reports no loaded model; False when it cannot say (a failure here is not the story)."""
+        with contextlib.suppress(BackendError):
+            return self.model_name() == NO_MODEL
+        return False
 
     def _empty(self, url: str) -> BackendError:
-        model = None
-        with contextlib.suppress(BackendError):
-            model = self.model_name()
-        if model == NO_MODEL:
-            return BackendError(
-                f"text-generation-webui at {self.endpoint} has no model loaded, so it answered with empty text",
-                url=url,
-                fix="load a model in the web UI's Model tab (or start it with --model NAME), then try again",
-            )
         return EmptyCompletionError(
             f"text-generation-webui at {url} returned an empty completion",
             url=url,
@@ -84,16 +88,29 @@ class _WebUIBase(Backend):
             "(run `memgpt doctor`)",
         )
 
-    @staticmethod
-    def _sampling(request: CompletionRequest) -> dict[str, Any]:
-        # Passed through as given, but never allowed to override the fields this backend owns.
-        return dict(request.sampling)
+    def _call(self, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        """One request, with text-generation-webui's failures told as what they mean: its error sentence in the
+        message, and a 500 from a server with no model loaded as the "load a model" error."""
+        try:
+            return self.request(method, path, body, timeout=timeout)
+        except BackendHTTPError as exc:
+            url = self.endpoint + path
+            said = read_error(exc.body)
+            if exc.status == 500 and (said.mentions("No tokenizer is loaded") or self._model_is_missing()):
+                raise self._no_model(url, f"has no model loaded, so {path} failed (500)") from None
+            raise BackendHTTPError(
+                f"text-generation-webui at {url} answered {exc.status}: {said.message}",
+                url=url,
+                fix=exc.fix,
+                status=exc.status,
+                body=exc.body,
+            ) from None
 
     def count_tokens(self, text: str) -> int | None:
         if self._can_count is False:
             return None
         try:
-            body = self.request("POST", self._token_path, self._token_body(text), timeout=min(self.timeout, 60.0))
+            body = self._call("POST", self._token_path, self._token_body(text), timeout=min(self.timeout, 60.0))
         except BackendHTTPError as exc:
             if exc.status in (404, 405):
                 self._can_count = False
@@ -135,16 +152,15 @@ class WebUIBackend(_WebUIBase):
     def complete(self, request: CompletionRequest) -> Completion:
         grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
-        body: dict[str, Any] = self._sampling(request)
-        body.update({"prompt": request.prompt, "max_tokens": request.max_tokens, "stream": False})
-        if request.stop:
-            body["stop"] = list(request.stop)
+        body = completion_body(request)
         if request.context_window:
             body["truncation_length"] = request.context_window
         if grammar is not None:
             body["grammar_string"] = grammar.text
+        if request.ban_eos:
+            body["ban_eos_token"] = True
         url = self.endpoint + "/v1/completions"
-        answer = self.request("POST", "/v1/completions", body)
+        answer = self._call("POST", "/v1/completions", body)
         done = read_completion(answer, url, server="text-generation-webui", prompt_tokens=prompt_tokens)
         if not done.text:
             raise self._empty(url)
@@ -176,7 +192,8 @@ class WebUILegacyBackend(_WebUIBase):
 
         grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
-        body: dict[str, Any] = self._sampling(request)
+        # The legacy API is not OpenAI-shaped: its own field names, the sampling settings passed through as given.
+        body: dict[str, Any] = dict(request.sampling)
         body.update(
             {
                 "prompt": request.prompt,
@@ -188,8 +205,10 @@ class WebUILegacyBackend(_WebUIBase):
             body["truncation_length"] = request.context_window
         if grammar is not None:
             body["grammar_string"] = grammar.text
+        if request.ban_eos:
+            body["ban_eos_token"] = True
         url = self.endpoint + "/api/v1/generate"
-        answer = self.request("POST", "/api/v1/generate", body)
+        answer = self._call("POST", "/api/v1/generate", body)
         try:
             text = answer["results"][0]["text"]
         except (KeyError, IndexError, TypeError):
@@ -200,6 +219,9 @@ class WebUILegacyBackend(_WebUIBase):
                 "BACKEND_TYPE=webui instead of webui-legacy",
             ) from None
         if not isinstance(text, str) or not text:
+            # The legacy API answers an empty 200 when no model is loaded (its generate_reply yields '').
+            if self._model_is_missing():
+                raise self._no_model(url, "has no model loaded, so it answered with empty text")
             raise self._empty(url)
         # The legacy API does not say why it stopped: count the answer, a full budget means the cap cut it off.
         completion_tokens = self.count_tokens(text)

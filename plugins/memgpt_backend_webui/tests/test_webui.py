@@ -168,20 +168,87 @@ def test_webui_reads_the_older_token_count_shape(httpserver: HTTPServer) -> None
     assert WebUIBackend(httpserver.url_for("/")).count_tokens("hello there") == 7
 
 
-def test_webui_model_name_and_no_model_loaded(httpserver: HTTPServer) -> None:
+# With no model loaded, text-generation-webui's encode() raises ValueError('No tokenizer is loaded') before generating.
+# The FastAPI app (--api) has no handler for it: Starlette answers 500 with its plain-text page. The openai extension
+# before November 2023 answered 500 with the exception in its error JSON.
+NO_TOKENIZER_BODIES = [
+    ("Internal Server Error", "text/plain; charset=utf-8"),
+    (
+        json.dumps(
+            {
+                "error": {
+                    "message": "ValueError('No tokenizer is loaded')",
+                    "code": 500,
+                    "type": "OpenAIError",
+                    "param": "",
+                }
+            }
+        ),
+        "application/json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), NO_TOKENIZER_BODIES)
+def test_webui_with_no_model_loaded_says_to_load_one(httpserver: HTTPServer, body: str, content_type: str) -> None:
     httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "None", "lora_names": []})
-    # With no model, webui logs "No model is loaded!" and answers an empty completion.
-    httpserver.expect_request("/v1/completions").respond_with_json(_completion("", completion_tokens=0))
+    httpserver.expect_request("/v1/completions").respond_with_data(body, status=500, content_type=content_type)
     backend = WebUIBackend(httpserver.url_for("/"))
     assert backend.model_name() == "None"
     with pytest.raises(BackendError) as caught:
         backend.complete(CompletionRequest(prompt="Hi", max_tokens=4))
+    assert not isinstance(caught.value, (EmptyCompletionError, BackendHTTPError))
+    assert "no model loaded" in str(caught.value) and "Model tab" in str(caught.value)
+    assert caught.value.url == httpserver.url_for("/v1/completions")
+
+
+def test_webui_with_no_model_loaded_fails_already_at_the_token_count(httpserver: HTTPServer) -> None:
+    # With a context window the prompt is counted first, and the token-count route fails the same way.
+    httpserver.expect_request("/v1/internal/token-count").respond_with_data("Internal Server Error", status=500)
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "None", "lora_names": []})
+    with pytest.raises(BackendError) as caught:
+        WebUIBackend(httpserver.url_for("/")).complete(
+            CompletionRequest(prompt="Hi", max_tokens=4, context_window=2048)
+        )
+    assert "no model loaded" in str(caught.value) and "Model tab" in str(caught.value)
+    assert not _bodies(httpserver, "/v1/completions")
+
+
+def test_webui_500_with_a_model_loaded_stays_a_server_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+    httpserver.expect_request("/v1/completions").respond_with_data("Internal Server Error", status=500)
+    with pytest.raises(BackendHTTPError) as caught:
+        WebUIBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="Hi", max_tokens=4))
+    assert caught.value.status == 500 and "Internal Server Error" in str(caught.value)
+    assert caught.value.fix is not None and "log" in caught.value.fix
+
+
+def test_legacy_with_no_model_loaded_answers_empty_text(httpserver: HTTPServer) -> None:
+    # The old API's generate_reply logs "No model is loaded!" and yields '', answered with status 200.
+    httpserver.expect_request("/api/v1/model").respond_with_json({"result": "None"})
+    httpserver.expect_request("/api/v1/generate").respond_with_json({"results": [{"text": ""}]})
+    with pytest.raises(BackendError) as caught:
+        WebUILegacyBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="Hi", max_tokens=4))
     assert not isinstance(caught.value, EmptyCompletionError)
     assert "no model loaded" in str(caught.value) and "Model tab" in str(caught.value)
 
 
-def test_webui_empty_answer_with_a_model_is_an_empty_completion(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
+@pytest.mark.parametrize(
+    ("backend_class", "path"), [(WebUIBackend, "/v1/completions"), (WebUILegacyBackend, "/api/v1/generate")]
+)
+def test_ban_eos_becomes_ban_eos_token(httpserver: HTTPServer, backend_class: type, path: str) -> None:
+    httpserver.expect_request("/v1/completions").respond_with_json(_completion("on and on"))
+    httpserver.expect_request("/api/v1/generate").respond_with_json({"results": [{"text": "on and on"}]})
+    httpserver.expect_request("/api/v1/token-count").respond_with_json({"results": [{"tokens": 3}]})
+    backend = backend_class(httpserver.url_for("/"))
+    backend.complete(CompletionRequest(prompt="Go", max_tokens=3, ban_eos=True))
+    backend.complete(CompletionRequest(prompt="Go", max_tokens=3))
+    with_ban, without = _bodies(httpserver, path)
+    assert with_ban["ban_eos_token"] is True and "ban_eos_token" not in without
+
+
+def test_webui_empty_answer_is_an_empty_completion(httpserver: HTTPServer) -> None:
+    # Not the no-model case (that is a 500): a loaded model that ended its answer at once.
     httpserver.expect_request("/v1/completions").respond_with_json(_completion("", completion_tokens=0))
     with pytest.raises(EmptyCompletionError):
         WebUIBackend(httpserver.url_for("/")).complete(CompletionRequest(prompt="Hi", max_tokens=4))
