@@ -23,7 +23,7 @@ pytestmark = pytest.mark.server  # every test here talks to a llama-server of it
 
 KEY = "sk-memgpt-test-7f3a9c2e51d4"
 WRONG = "sk-wrong-key-0b8d44e1aa90"
-BACKENDS = ("llamacpp", "webui", "lmstudio")
+BACKENDS = ("llamacpp", "webui", "lmstudio", "lmstudio-legacy", "openai")
 
 
 @pytest.fixture(scope="module")
