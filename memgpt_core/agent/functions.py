@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 PAGE_SIZE = 5
 RESULT_CHARS = 300
 """Each search hit is cut to this many characters, so a page of results stays small in the context."""
+ARCHIVAL_RESULT_CHARS = 800
+"""An archival hit may be a whole passage of a loaded document (at most about 200 tokens, ``memgpt load``'s default
+chunk size), so it is cut later than a message: five hits stay near 1,000 tokens."""
 
 _HEARTBEAT = {
     "type": "boolean",
@@ -100,7 +103,7 @@ SCHEMAS: list[dict[str, Any]] = [
     ),
     _schema(
         "archival_memory_search",
-        "Search archival memory by words.",
+        "Search archival memory by meaning and words.",
         {
             "query": {"type": "string", "description": "Words to look for."},
             "page": _PAGE,
@@ -138,7 +141,7 @@ def _page(value: Any) -> int:
     return page
 
 
-def _format_page(result: SearchPage, what: str) -> str:
+def _format_page(result: SearchPage, what: str, chars: int = RESULT_CHARS) -> str:
     if not result.total:
         return f"No {what} found."
     if not result.items:
@@ -147,7 +150,7 @@ def _format_page(result: SearchPage, what: str) -> str:
     pages = f"{result.pages}+" if result.more else str(result.pages)
     lines = [f"{count} {what}, page {result.page} of {pages}:"]
     for when, text in result.items:
-        short = text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 3] + "..."
+        short = text if len(text) <= chars else text[: chars - 3] + "..."
         lines.append(f"- [{when}] {short}")
     return "\n".join(lines)
 
@@ -199,6 +202,7 @@ def archival_memory_insert(ctx: FunctionContext, content: str) -> str:
     content = str(content).strip()
     if not content:
         raise FunctionError("content is empty; pass the note to save")
+    # Embedded in the step's transaction when there is an embedder; if embedding fails the note is saved anyway.
     ctx.store.archival_insert(ctx.agent.id, content, created_at=ctx.now)
     return "Saved to archival memory."
 
@@ -206,8 +210,9 @@ def archival_memory_insert(ctx: FunctionContext, content: str) -> str:
 def archival_memory_search(ctx: FunctionContext, query: str, page: Any = 1) -> str:
     if not str(query).strip():
         raise FunctionError("query is empty; pass the words to look for")
+    # By meaning and by words together (hybrid search), or by words only when no embedder is available.
     result = ctx.store.archival_search(ctx.agent.id, str(query), page=_page(page), page_size=PAGE_SIZE)
-    return _format_page(result, "passages")
+    return _format_page(result, "passages", ARCHIVAL_RESULT_CHARS)
 
 
 IMPLEMENTATIONS: dict[str, Callable[..., str | None]] = {

@@ -1,7 +1,9 @@
-"""Persistence for agents: one SQLite file (WAL) under MEMGPT_HOME holding every agent, its memory and messages."""
+"""Persistence for agents: one SQLite file (WAL) under MEMGPT_HOME holding every agent, its memory and messages, the
+archival vectors and the loaded document sources."""
 
 from __future__ import annotations
 
+from memgpt_core.storage.archival import HybridArchivalIndex
 from memgpt_core.storage.sqlite import (
     AgentLock,
     AgentRecord,
@@ -18,6 +20,7 @@ __all__ = [
     "AgentRecord",
     "ArchivalIndex",
     "Fts5ArchivalIndex",
+    "HybridArchivalIndex",
     "MessageRecord",
     "SearchPage",
     "Store",

@@ -1,7 +1,9 @@
 """The SQLite store: agents, core memory, every message (recall) and archival passages, in one WAL-mode file.
 
 Each agent step is written in one transaction (``Store.transaction``), so a process killed at any instant loses at
-most the step in flight. Recall and archival search use FTS5 (BM25), which works offline with no model.
+most the step in flight. Recall search uses FTS5 (BM25). Archival search fuses BM25 with vectors from an embedder
+(``memgpt_core.storage.archival``); the vectors live here too, as float32 BLOBs (``memgpt_core.storage.vectors`` says
+why). Documents loaded with ``memgpt load`` are kept as sources (``memgpt_core.storage.sources``) in the same file.
 ``synchronous=NORMAL`` in WAL mode survives any process crash; only a power cut can drop the last few commits, and
 even then the file is never corrupt.
 """
@@ -21,10 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memgpt_core.errors import AgentInUseError, ConfigError, MemGPTError
+from memgpt_core.storage.archival import AUTO, HybridArchivalIndex, write_vectors
 
 HOME_ENV = "MEMGPT_HOME"
 DB_NAME = "memgpt.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: agents, messages, archival. 2: archival vectors and document sources (new tables only, so a version-1 file is
+brought up to date in one transaction, with every row kept)."""
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 COUNT_CAP = 1000
 
@@ -73,6 +78,46 @@ END;
 CREATE TRIGGER IF NOT EXISTS archival_fts_delete AFTER DELETE ON archival BEGIN
     INSERT INTO archival_fts(archival_fts, rowid, content) VALUES ('delete', old.id, old.content);
 END;
+CREATE TABLE IF NOT EXISTS archival_vectors (
+    id INTEGER PRIMARY KEY REFERENCES archival(id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL,
+    embedder TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archival_vectors_by_agent ON archival_vectors(agent_id, embedder, id);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    passages INTEGER NOT NULL,
+    loaded_at TEXT NOT NULL,
+    UNIQUE (source_id, path)
+);
+CREATE TABLE IF NOT EXISTS source_passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES source_files(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    embedder TEXT,
+    dim INTEGER,
+    vector BLOB
+);
+CREATE INDEX IF NOT EXISTS source_passages_by_file ON source_passages(file_id, position);
+CREATE TABLE IF NOT EXISTS source_attachments (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    attached_at TEXT NOT NULL,
+    copied_through INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agent_id, source_id)
+);
 """
 
 
@@ -158,9 +203,12 @@ class SearchPage:
 
 
 class ArchivalIndex(Protocol):
-    """How archival passages are found. FTS5 BM25 by default; an embedding index plugs in here later."""
+    """How archival passages are found: ``HybridArchivalIndex`` (BM25 and vectors) by default, ``Fts5ArchivalIndex``
+    for words only. ``added`` runs inside the transaction that inserted the passages."""
 
     def search(self, conn: sqlite3.Connection, agent_id: str, query: str, limit: int, offset: int) -> SearchPage: ...
+
+    def added(self, conn: sqlite3.Connection, agent_id: str, rows: Sequence[tuple[int, str]]) -> None: ...
 
 
 def fts_query(text: str, *, any_word: bool = False) -> str | None:
@@ -211,10 +259,13 @@ def _fts_page(
 
 
 class Fts5ArchivalIndex:
-    """Archival search by SQLite FTS5 BM25 relevance."""
+    """Archival search by SQLite FTS5 BM25 relevance only (the triggers index new passages)."""
 
     def search(self, conn: sqlite3.Connection, agent_id: str, query: str, limit: int, offset: int) -> SearchPage:
         return _fts_page(conn, "archival_fts", "archival", "t.content", agent_id, query, limit, offset)
+
+    def added(self, conn: sqlite3.Connection, agent_id: str, rows: Sequence[tuple[int, str]]) -> None:
+        return None
 
 
 class AgentLock:
@@ -344,7 +395,15 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> MemGPTError:
 class Store:
     """Every agent's state in one SQLite file. Writes happen inside ``transaction()``; one per agent step."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, archival_index: ArchivalIndex | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        archival_index: ArchivalIndex | None = None,
+        embedder: Any = AUTO,
+    ):
+        """``embedder``: AUTO (what the environment configures, resolved on first archival use), an ``Embedder``, or
+        None for search by words only. ``archival_index`` replaces the hybrid index altogether."""
         self.home = Path(path).parent if path else memgpt_home()
         self.path = Path(path) if path else self.home / DB_NAME
         _make_folder(self.path.parent)
@@ -362,9 +421,9 @@ class Store:
                     fix="upgrade memgpt, or point MEMGPT_HOME at another folder",
                 )
             if version < SCHEMA_VERSION:
-                # Every statement is IF NOT EXISTS, so two processes creating the file at once both succeed.
-                self.conn.executescript(_SCHEMA)
-                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                # One transaction: a process killed while creating or upgrading the file leaves the old version whole.
+                # Every statement is IF NOT EXISTS, so two processes doing it at once both succeed.
+                self.conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
         except sqlite3.DatabaseError as exc:
             if self.conn is not None:
                 self.conn.close()
@@ -373,8 +432,13 @@ class Store:
             if self.conn is not None:
                 self.conn.close()
             raise
-        self.archival_index: ArchivalIndex = archival_index or Fts5ArchivalIndex()
+        self.hybrid: HybridArchivalIndex | None = None
+        if archival_index is None:
+            self.hybrid = HybridArchivalIndex(self, embedder)
+        self.archival_index: ArchivalIndex = archival_index or self.hybrid  # type: ignore[assignment]
         self._depth = 0
+        self._archival_writes = 0
+        self._archival_dirty = False
 
     def close(self) -> None:
         self.conn.close()
@@ -404,10 +468,30 @@ class Store:
             self._depth = 0
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            self._archival_changed()
             raise
         self._depth = 0
         if self.conn.in_transaction:
             self.conn.execute("COMMIT")
+        self._archival_changed()
+
+    def _archival_changed(self) -> None:
+        """Count a finished transaction that wrote archival rows (committed or rolled back: either way the cached
+        vectors must be checked again)."""
+        if self._archival_dirty:
+            self._archival_dirty = False
+            self._archival_writes += 1
+
+    def archival_token(self) -> tuple[int, int]:
+        """Changes whenever archival rows may have changed: this store's own archival writes, and SQLite's
+        ``data_version`` (which moves when another connection commits)."""
+        if self._archival_dirty:  # inside a transaction that wrote: never trust a cache
+            self._archival_writes += 1
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self._archival_writes
+
+    def agent_name(self, agent_id: str) -> str:
+        row = self.conn.execute("SELECT name FROM agents WHERE id = ?", (agent_id,)).fetchone()
+        return row[0] if row else agent_id
 
     # -- agents ----------------------------------------------------------------------------------------------------
 
@@ -491,9 +575,13 @@ class Store:
 
     def delete_agent(self, agent: AgentRecord) -> None:
         with self.transaction() as conn:
+            self._archival_dirty = True
             conn.execute("DELETE FROM messages WHERE agent_id = ?", (agent.id,))
+            conn.execute("DELETE FROM archival_vectors WHERE agent_id = ?", (agent.id,))
             conn.execute("DELETE FROM archival WHERE agent_id = ?", (agent.id,))
             conn.execute("DELETE FROM agents WHERE id = ?", (agent.id,))
+        if self.hybrid is not None:
+            self.hybrid.forget(agent.id)
         with contextlib.suppress(OSError):
             (self.home / "locks" / f"{agent.id}.lock").unlink()
 
@@ -608,13 +696,60 @@ class Store:
     # -- archival memory -------------------------------------------------------------------------------------------
 
     def archival_insert(self, agent_id: str, content: str, *, created_at: str | None = None) -> int:
+        """Save one passage, with its vector when there is an embedder (a failed embedding still saves the text)."""
         with self.transaction() as conn:
+            self._archival_dirty = True
             cursor = conn.execute(
                 "INSERT INTO archival (agent_id, created_at, content) VALUES (?,?,?)",
                 (agent_id, created_at or now(), content),
             )
-        assert cursor.lastrowid is not None
+            assert cursor.lastrowid is not None
+            self.archival_index.added(conn, agent_id, [(cursor.lastrowid, content)])
         return cursor.lastrowid
+
+    def archival_insert_many(
+        self,
+        agent_id: str,
+        passages: Sequence[str],
+        *,
+        created_at: str | None = None,
+        vectors: tuple[str, Any] | None = None,
+    ) -> list[int]:
+        """Save passages in one transaction. ``vectors`` is ``(embedder name, array)`` when they are embedded
+        already (a source being attached); otherwise the index embeds them."""
+        stamp = created_at or now()
+        with self.transaction() as conn:
+            self._archival_dirty = True
+            ids = []
+            for content in passages:
+                cursor = conn.execute(
+                    "INSERT INTO archival (agent_id, created_at, content) VALUES (?,?,?)", (agent_id, stamp, content)
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            if vectors is not None:
+                write_vectors(conn, agent_id, vectors[0], ids, vectors[1])
+            else:
+                self.archival_index.added(conn, agent_id, list(zip(ids, passages, strict=True)))
+        return ids
+
+    def set_archival_vectors(self, agent_id: str, embedder: str, ids: Sequence[int], vectors: Any) -> None:
+        """Replace these passages' vectors (``memgpt archival reembed``), in one transaction."""
+        with self.transaction() as conn:
+            self._archival_dirty = True
+            write_vectors(conn, agent_id, embedder, ids, vectors)
+
+    def archival_vector_counts(self, agent_id: str) -> dict[str | None, int]:
+        """How many of the agent's passages have vectors from each embedder (None: no vector)."""
+        counts: dict[str | None, int] = dict(
+            self.conn.execute(
+                "SELECT embedder, count(*) FROM archival_vectors WHERE agent_id = ? GROUP BY embedder", (agent_id,)
+            ).fetchall()
+        )
+        without = self.count_archival(agent_id) - sum(counts.values())
+        if without:
+            counts[None] = without
+        return counts
 
     def archival_search(self, agent_id: str, query: str, *, page: int = 1, page_size: int = 5) -> SearchPage:
         offset = (max(page, 1) - 1) * page_size
