@@ -29,16 +29,22 @@ OWN_FIELDS = frozenset({"prompt", "messages", "max_tokens", "stop", "stream", "m
 """The fields :func:`completion_body` sets from the request itself; a sampling setting never replaces them."""
 
 
-def completion_body(request: CompletionRequest, *, chat: bool = False, model: str | None = None) -> dict[str, Any]:
+def completion_body(
+    request: CompletionRequest, *, dialect: str = "openai", chat: bool = False, model: str | None = None
+) -> dict[str, Any]:
     """The body of one OpenAI-style completion for ``request``.
 
-    The sampling settings come first (``request.sampling``, passed through as given, without the fields in
-    OWN_FIELDS), then ``prompt``, ``max_tokens``, ``stop`` (only when there are stop strings), ``stream: false`` and
-    ``model`` when one is given. With ``chat`` the prompt goes to ``/v1/chat/completions`` as the one user message
-    (``messages``), the way MemGPT sent a finished prompt to a chat endpoint. A backend adds its server's own fields
-    (a grammar, a context length) to the dict it gets back.
+    The sampling settings come first: ``request.sampling`` under ``dialect``'s names (see
+    :func:`memgpt_core.sampling.to_server`), without the fields in OWN_FIELDS. Then ``prompt``, ``max_tokens``,
+    ``stop`` (only when there are stop strings), ``stream: false`` and ``model`` when one is given. With ``chat`` the
+    prompt goes to ``/v1/chat/completions`` as the one user message (``messages``), the way MemGPT sent a finished
+    prompt to a chat endpoint. A backend adds its server's own fields (a grammar, a context length) to the dict it
+    gets back.
     """
-    body: dict[str, Any] = {key: value for key, value in request.sampling.items() if key not in OWN_FIELDS}
+    from memgpt_core.sampling import to_server
+
+    sampling = to_server(request.sampling, dialect)
+    body: dict[str, Any] = {key: value for key, value in sampling.items() if key not in OWN_FIELDS}
     if chat:
         body["messages"] = [{"role": "user", "content": request.prompt}]
     else:

@@ -8,8 +8,15 @@ from memgpt_core.errors import MemGPTError
 
 # name -> "module:attribute"; imported when click asks for the command, so `memgpt --help` stays instant.
 BUILTIN_COMMANDS = {
+    "add": "memgpt_core.cli.list_cmd:add_group",
     "agents": "memgpt_core.cli.agents_cmd:agents",
+    "archival": "memgpt_core.cli.archival_cmd:archival",
+    "attach": "memgpt_core.cli.load_cmd:attach",
+    "configure": "memgpt_core.cli.configure_cmd:configure",
     "doctor": "memgpt_core.cli.doctor_cmd:doctor",
+    # `list` gathers agents, personas and humans (list_cmd) with the sources of load_cmd's group.
+    "list": "memgpt_core.cli.list_cmd:list_group",
+    "load": "memgpt_core.cli.load_cmd:load",
     "plugins": "memgpt_core.cli.plugins_cmd:plugins",
     "run": "memgpt_core.cli.run_cmd:run",
     "send": "memgpt_core.cli.send_cmd:send",

@@ -71,7 +71,15 @@ class Report:
 )
 @click.option("--endpoint", "--model-endpoint", "endpoint", help="The server's base URL (else OPENAI_API_BASE).")
 @click.option("--api-key", "api_key", help="Key for a server behind --api-key or a proxy (else MEMGPT_API_KEY).")
-@click.option("--model", "--model-wrapper", "wrapper", help="The prompt wrapper to check (default: the agent's).")
+@click.option(
+    "--model",
+    "--model-wrapper",
+    "wrapper",
+    help="The prompt wrapper to check (default: the config file's, else the rule).",
+)
+@click.option(
+    "--model-name", help="The model the server should use, for servers with several (else MEMGPT_MODEL_NAME)."
+)
 @click.option("--context-window", type=click.IntRange(min=256), help="The context size the agent will budget for.")
 @click.option("--model-path", help="A GGUF file for the embedded server (else MEMGPT_MODEL_PATH, else SmolLM2).")
 @click.option("--samples", type=click.IntRange(1, 20), default=5, show_default=True, help="Agent-style generations.")
@@ -82,6 +90,7 @@ def doctor(
     endpoint: str | None,
     api_key: str | None,
     wrapper: str | None,
+    model_name: str | None,
     context_window: int | None,
     model_path: str | None,
     samples: int,
@@ -89,13 +98,21 @@ def doctor(
     as_json: bool,
 ) -> None:
     """Check a backend and wrapper before chatting: reachability, context, grammar, speed, parse rate."""
-    from memgpt_core.config import connect, resolve
+    from memgpt_core import settings_file
+    from memgpt_core.config import Choices, choose, connect
     from memgpt_core.endpoints import redact
     from memgpt_core.errors import MemGPTError
 
-    settings = resolve(
-        backend=backend, endpoint=endpoint, api_key=api_key, model_path=model_path, context_window=context_window
+    flags = Choices(
+        backend=backend,
+        endpoint=endpoint,
+        model_name=model_name,
+        wrapper=wrapper,
+        context_window=context_window,
+        model_path=model_path,
     )
+    chosen = choose(flags, file=settings_file.load(), api_key=api_key)  # flags, variables, config file, default
+    settings, wrapper = chosen.backend, chosen.wrapper
     secret = settings.api_key
 
     def say(text: str = "") -> None:
@@ -147,7 +164,7 @@ def _run_checks(
     from memgpt_core.errors import MemGPTError
     from memgpt_core.selection import choose_wrapper_name
 
-    name = choose_wrapper_name(wrapper_name, type(backend), server.wrapper if server else None)
+    name = choose_wrapper_name(wrapper_name, backend, server.wrapper if server else None)  # it has met its server
     try:
         plugins.get_wrapper(name)
     except MemGPTError as exc:  # an unknown --model name: say which wrappers exist

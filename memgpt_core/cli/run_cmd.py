@@ -5,12 +5,20 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
+
+from memgpt_core import sampling
+
+HISTORY_FILE = "run_history"
+"""``memgpt run``'s input history, one file per MEMGPT_HOME."""
+HISTORY_LINES = 1000
 
 HELP = """\
 /help            this list
@@ -40,15 +48,42 @@ def agent_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--endpoint", "--model-endpoint", "endpoint", metavar="URL", help="Server base URL; or OPENAI_API_BASE."
         ),
+        click.option(
+            "--model-name",
+            metavar="NAME",
+            help="The model the server should use, for servers with several (Ollama, vLLM); or MEMGPT_MODEL_NAME.",
+        ),
         click.option("--api-key", envvar="MEMGPT_API_KEY", help="Key for a server that needs one."),
         click.option("--context-window", type=click.IntRange(min=256), help="Context size to budget for, in tokens."),
         click.option("--model-path", type=click.Path(dir_okay=False), help="A GGUF file for the embedded server."),
         click.option("--max-tokens", type=click.IntRange(min=16), help="Output cap per step (default 512)."),
         click.option("--debug", is_flag=True, help="Show every function call and result in full."),
+        *sampling_options(),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+_FLAG_ALIASES = {"repeat_penalty": ("--repetition-penalty",)}
+
+
+def sampling_options() -> list[Callable[[Any], Any]]:
+    """One flag per sampling setting (``--temperature``, ``--top-k`` ...), from the one table in core."""
+    options = []
+    for setting in sampling.SETTINGS:
+        if setting.kind is int:
+            kind: click.ParamType = click.IntRange(min=setting.minimum, max=setting.maximum)  # type: ignore[arg-type]
+        else:
+            kind = click.FloatRange(min=setting.minimum, max=setting.maximum)
+        flags = (setting.flag, *_FLAG_ALIASES.get(setting.name, ()))
+        options.append(click.option(*flags, setting.name, type=kind, help=setting.help))
+    return options
+
+
+def sampling_flags(kwargs: dict[str, Any]) -> dict[str, float | int]:
+    """The sampling settings given as flags, by canonical name."""
+    return {s.name: kwargs[s.name] for s in sampling.SETTINGS if kwargs.get(s.name) is not None}
 
 
 def session_options(kwargs: dict[str, Any], *, create: bool = True) -> Any:
@@ -65,6 +100,8 @@ def session_options(kwargs: dict[str, Any], *, create: bool = True) -> Any:
         context_window=kwargs.get("context_window"),
         model_path=kwargs.get("model_path"),
         max_tokens=kwargs.get("max_tokens"),
+        model_name=kwargs.get("model_name"),
+        sampling=sampling_flags(kwargs),
         create=create,
     )
 
@@ -165,6 +202,8 @@ def run(first: bool, **kwargs: Any) -> None:
                 click.style(f"wrapper {agent.wrapper_name}, {where}, context {agent.window} tokens", dim=True),
                 err=True,
             )
+            if session.settings is not None:
+                click.echo(click.style(_settings_line(session.settings), dim=True), err=True)
             if agent.grammar_note:
                 click.echo(click.style(agent.grammar_note, fg="yellow"), err=True)
             for note in session.notes:
@@ -172,7 +211,8 @@ def run(first: bool, **kwargs: Any) -> None:
             click.echo(click.style("type /help for commands, /exit to leave", dim=True), err=True)
             if session.created and not first:
                 _guarded(agent.login, printer)
-            _chat(agent, printer)
+            with line_editing() as prompt:
+                _chat(agent, printer, prompt)
     except KeyboardInterrupt:
         # Every context manager above has run by now: the lock is released and the embedded server stopped.
         click.echo("\nbye (the agent is saved)", err=True)
@@ -189,16 +229,97 @@ def _guarded(action: Callable[[], Any], printer: Printer) -> Any:
         return None
 
 
-def _chat(agent: Any, printer: Printer) -> None:
+def _settings_line(settings: Any) -> str:
+    """Where the server came from (when not a flag) and the sampling settings with theirs, on one line."""
+    parts = []
+    source = settings.source("backend") if "backend" in settings.origin else None
+    if source and settings.origin.get("backend") != "flag":
+        parts.append(f"server from {source}")
+    values = settings.sampling
+    if values:
+        shown = [
+            f"{sampling.describe({name: value})} ({settings.origin.get(f'sampling.{name}')})"
+            for name, value in values.items()
+        ]
+        parts.append("sampling: " + ", ".join(shown))
+    else:
+        parts.append("sampling: the server's defaults")
+    return "; ".join(parts)
+
+
+@contextlib.contextmanager
+def line_editing() -> Iterator[str]:
+    """Line editing and a history for the chat prompt, with GNU readline (or libedit) where this Python has it.
+
+    The history is ``$MEMGPT_HOME/run_history`` (private to the user), appended a line at a time so a killed session
+    keeps what was typed, and trimmed to its last ``HISTORY_LINES`` lines at start. Yields the prompt to show:
+    readline counts every character of a prompt as a column unless escape sequences are marked, so the colours are
+    wrapped in its \\001/\\002 markers. Without a terminal, nothing is set up and the prompt is empty.
+    """
+    plain = click.style("you: ", fg="green", bold=True)
+    if not sys.stdin.isatty():
+        yield ""
+        return
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline, or a Python built without it
+        yield plain
+        return
+    from memgpt_core.storage import memgpt_home
+
+    path = memgpt_home() / HISTORY_FILE
+    _load_history(readline, path)
+    yield _marked(plain)
+
+
+def _load_history(readline: Any, path: Path) -> None:
+    readline.clear_history()
+    with contextlib.suppress(OSError):
+        readline.read_history_file(str(path))
+    if readline.get_current_history_length() > 2 * HISTORY_LINES:  # trim now and then, not on every start
+        readline.set_history_length(HISTORY_LINES)
+        with contextlib.suppress(OSError):
+            readline.write_history_file(str(path))
+    readline.set_history_length(-1)
+
+
+def remember_line(line: str) -> None:
+    """Append the line just typed to the history file (readline already holds it in memory)."""
+    try:
+        import readline
+    except ImportError:
+        return
+    from memgpt_core.storage import memgpt_home
+
+    path = memgpt_home() / HISTORY_FILE
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # what you typed is yours alone
+        readline.append_history_file(1, str(path))
+    except (OSError, AttributeError):  # a read-only home, or a libedit without append_history_file
+        pass
+
+
+def _marked(prompt: str) -> str:
+    """``prompt`` with each ANSI escape sequence between readline's ignore markers."""
+    import re
+
+    return re.sub(r"(\x1b\[[0-9;]*m)", "\x01\\1\x02", prompt)
+
+
+def _chat(agent: Any, printer: Printer, prompt: str = "") -> None:
     while True:
         try:
-            line = input(click.style("you: ", fg="green", bold=True) if sys.stdin.isatty() else "")
+            line = input(prompt)
         except EOFError:
             click.echo("", err=True)
             return
         text = line.strip()
         if not text:
             continue
+        if prompt:
+            remember_line(line)
         if not text.startswith("/"):
             _guarded(lambda text=text: agent.user_message(text), printer)
             continue

@@ -34,6 +34,9 @@ def send(message: str, as_json: bool, **kwargs: Any) -> None:
         ) as session:
             if session.created and not as_json:
                 click.echo(click.style(f"created agent {session.agent.record.name}", dim=True), err=True)
+            if not as_json:
+                for note in session.notes:
+                    click.echo(click.style(note, fg="yellow"), err=True)
             session.agent.user_message(message)
     except MemGPTError as exc:
         if not as_json:

@@ -40,19 +40,11 @@ from memgpt_core.errors import (
     BackendResponseError,
     EmptyCompletionError,
 )
+from memgpt_core.sampling import to_server
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
 
-# OpenAI / llama.cpp names for sampler settings, and KoboldCpp's names for the same thing.
-_SAMPLER_NAMES = {
-    "seed": "sampler_seed",
-    "repeat_penalty": "rep_pen",
-    "repetition_penalty": "rep_pen",
-    "repeat_last_n": "rep_pen_range",
-    "typical_p": "typical",
-    "tfs_z": "tfs",
-}
 _COUNT_LIMIT = 50000
 """KoboldCpp's tokencount answers 0 for a text of this many tokens or more."""
 
@@ -88,7 +80,8 @@ class KoboldCppBackend(Backend):
             server="KoboldCpp",
             larger_context="start KoboldCpp with a larger --contextsize and raise --context-window to match",
         )
-        body: dict[str, Any] = {_SAMPLER_NAMES.get(k, k): v for k, v in request.sampling.items()}
+        # Sampling settings under KoboldCpp's names (rep_pen, sampler_seed ...: core's table, memgpt_core.sampling).
+        body: dict[str, Any] = to_server(request.sampling, "koboldcpp")
         body.update(
             {
                 "prompt": request.prompt,

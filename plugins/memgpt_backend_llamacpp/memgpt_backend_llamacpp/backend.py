@@ -12,6 +12,7 @@ import os
 import shlex
 import time
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from memgpt_core.backend import Backend, Capabilities, ChatTemplate, EmbeddedServer, Progress
@@ -25,6 +26,7 @@ from memgpt_core.errors import (
     EmptyCompletionError,
 )
 from memgpt_core.openai_style import read_timings
+from memgpt_core.sampling import to_server
 
 if TYPE_CHECKING:
     from memgpt_backend_llamacpp.server import LlamaServer
@@ -33,9 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("memgpt.backend.llamacpp")
 
 # Fields of the request body that come from the CompletionRequest itself; sampling settings never override them.
-_OWN_FIELDS = frozenset(
-    {"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "id_slot", "stream"}
-)
+_OWN_FIELDS = frozenset({"prompt", "n_predict", "max_tokens", "stop", "grammar", "json_schema", "id_slot", "stream"})
 EMBEDDED_WRAPPER = "auto-grammar"
 """The loaded model's own chat template (read from /props), so a --model-path GGUF of any family is prompted in its
 own format; SmolLM2-135M-Instruct's template is ChatML."""
@@ -57,6 +57,7 @@ class LlamaCppBackend(Backend):
         streaming=False,
         chat_template=True,
         embedded=True,
+        embeddings=True,
     )
     description = "llama.cpp's own server (llama-server): GBNF and JSON-schema grammars, exact tokens, prompt cache"
 
@@ -73,7 +74,10 @@ class LlamaCppBackend(Backend):
         """``POST /completion`` with the prompt cache on and one slot per agent, read back as a Completion."""
         if request.context_window:
             self.check_context_window(request.context_window)
-        body: dict[str, Any] = {k: v for k, v in request.sampling.items() if k not in _OWN_FIELDS}
+        # Sampling settings under llama.cpp's names (core's table, memgpt_core.sampling; DRY included).
+        body: dict[str, Any] = {
+            k: v for k, v in to_server(request.sampling, "llama.cpp").items() if k not in _OWN_FIELDS
+        }
         body.update(prompt=request.prompt, n_predict=request.max_tokens, stream=False)
         # The prompt cache is what makes a turn cheap; a caller that needs llama.cpp's documented bit-for-bit
         # determinism (the same seed giving the same text) turns it off with sampling={"cache_prompt": False}.
@@ -148,6 +152,67 @@ class LlamaCppBackend(Backend):
         return ChatTemplate(
             source=source, bos_token=bos if isinstance(bos, str) else "", eos_token=eos if isinstance(eos, str) else ""
         )
+
+    def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """``POST /v1/embeddings``: llama.cpp's OpenAI-compatible route, one pooled vector per input.
+
+        llama.cpp's server README: this route needs a pooling other than ``none`` and returns vectors normalised to
+        length 1, each with its ``index``; without ``--embeddings`` every embedding route answers 501
+        ``not_supported_error`` ("This server does not support embeddings. Start it with `--embeddings`"), and with
+        pooling ``none`` (a chat model started without ``--pooling``) this route answers 400 ("Pooling type 'none'
+        is not OAI compatible"). Both become a ConfigError naming the flag to add. ``model`` is sent only when given
+        (a router-mode server picks the model by it; a single-model server ignores it).
+        """
+        body: dict[str, Any] = {"input": list(texts), "encoding_format": "float"}
+        if model:
+            body["model"] = model
+        url = self.endpoint + "/v1/embeddings"
+        try:
+            data = self.request("POST", "/v1/embeddings", body)
+        except BackendHTTPError as exc:
+            raise self._embedding_error(exc, url) from None
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(texts):
+            raise self._unexpected("/v1/embeddings", data, f"a 'data' list of {len(texts)} embeddings")
+        vectors: list[list[float]] = [[] for _ in texts]
+        for position, item in enumerate(items):
+            index = item.get("index", position) if isinstance(item, dict) else None
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if not isinstance(index, int) or not 0 <= index < len(texts) or not isinstance(vector, list) or not vector:
+                raise self._unexpected("/v1/embeddings", data, "an 'index' and an 'embedding' list in each item")
+            vectors[index] = vector
+        return vectors
+
+    def _embedding_error(self, exc: BackendHTTPError, url: str) -> BackendError:
+        error = _error_object(exc.body)
+        message = str(error.get("message") or "")
+        elsewhere = (
+            "; or point MEMGPT_EMBEDDING_ENDPOINT at another server that does, or unset "
+            "MEMGPT_EMBEDDING_ENDPOINT_TYPE to use the shipped model"
+        )
+        if exc.status == 501 or error.get("type") == "not_supported_error":
+            return ConfigError(
+                f"the llama.cpp server at {self.endpoint} does not make embeddings: it was started without "
+                f"--embeddings ({message or exc.status})",
+                fix="restart llama-server with --embeddings --pooling mean, best with an embedding model (a GGUF of "
+                "nomic-embed-text, bge or e5) as a second server" + elsewhere,
+            )
+        if "pooling" in message.lower():
+            return ConfigError(
+                f"the llama.cpp server at {self.endpoint} makes no pooled embeddings ({message})",
+                fix="restart llama-server with --embeddings --pooling mean (an embedding model sets its own pooling)"
+                + elsewhere,
+            )
+        if "too large" in message.lower():
+            return BackendHTTPError(
+                f"the llama.cpp server at {url} refused a passage as too long to embed: {message}",
+                url=url,
+                fix="restart llama-server with a larger --ubatch-size (and --batch-size), or set "
+                "MEMGPT_EMBEDDING_CHUNK_SIZE lower and load the documents again",
+                status=exc.status,
+                body=exc.body,
+            )
+        return self._translate(exc, url)
 
     def props(self, *, refresh: bool = False) -> dict[str, Any]:
         """``GET /props``, read once per backend (the server's settings do not change while it runs)."""

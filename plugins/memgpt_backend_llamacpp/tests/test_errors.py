@@ -196,7 +196,7 @@ def test_timeout(backend, llama_server):
     slow = LlamaCppBackend(llama_server.url, timeout=0.001)
     with pytest.raises(BackendTimeoutError) as info:
         slow.complete(request(max_tokens=16, sampling={"ignore_eos": True}))
-    assert "raise the timeout" in info.value.fix
+    assert "raise MEMGPT_TIMEOUT" in info.value.fix
     assert_for_the_user(info.value, llama_server.url)
 
 

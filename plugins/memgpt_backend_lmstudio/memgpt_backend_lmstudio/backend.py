@@ -81,7 +81,7 @@ class LMStudioBackend(Backend):
         grammar = self.accepted_grammar(request)
         chat = self._chat(request)
         path = "/v1/chat/completions" if chat else "/v1/completions"
-        body = completion_body(request, chat=chat)
+        body = completion_body(request, dialect="lmstudio", chat=chat)
         if grammar is not None:
             body["response_format"] = {
                 "type": "json_schema",

@@ -56,6 +56,7 @@ from memgpt_core.errors import (
     EmptyCompletionError,
     MemGPTError,
 )
+from memgpt_core.sampling import to_server
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest, Timings
@@ -70,14 +71,6 @@ LARGER_CONTEXT = (
     "PARAMETER num_ctx in a Modelfile)"
 )
 
-# Other servers' names for sampling settings, and Ollama's option for the same thing.
-_OPTION_NAMES = {
-    "repetition_penalty": "repeat_penalty",
-    "rep_pen": "repeat_penalty",
-    "rep_pen_range": "repeat_last_n",
-    "typical": "typical_p",
-    "sampler_seed": "seed",
-}
 _NOT_FOUND = re.compile(r"model ['\"].*['\"] not found", re.IGNORECASE)
 _OVERFLOW = re.compile(r"longer than the context length|input length exceeds the context length", re.IGNORECASE)
 _LOAD_FAILED = re.compile(
@@ -148,7 +141,8 @@ class OllamaBackend(Backend):
         if window and trained:
             window = min(window, trained)  # Ollama itself lowers a larger num_ctx to this
         prompt_tokens = self._check_fits(request, window)
-        options: dict[str, Any] = {_OPTION_NAMES.get(k, k): v for k, v in request.sampling.items()}
+        # Sampling settings under Ollama's option names (core's table, memgpt_core.sampling; Ollama has no DRY).
+        options: dict[str, Any] = to_server(request.sampling, "ollama")
         options["num_predict"] = request.max_tokens
         if window:
             options["num_ctx"] = window

@@ -190,7 +190,9 @@ class OpenAICompatibleBackend(Backend):
         the dialect's structured-output and end-of-text fields."""
         dialect = self.dialect()
         grammar = self.accepted_grammar(request)
-        body = completion_body(request, model=self.served_model())
+        body = completion_body(
+            request, dialect={LLAMA_CPP: "llama.cpp", VLLM: "vllm"}.get(dialect, "openai"), model=self.served_model()
+        )
         if grammar is not None:
             body.update(self._grammar_fields(grammar, dialect))
         if request.ban_eos and dialect in (LLAMA_CPP, VLLM):

@@ -33,8 +33,17 @@ def test_completion_body_for_completions_and_chat() -> None:
 
 def test_sampling_settings_never_replace_the_requests_own_fields() -> None:
     sneaky = {name: "from sampling" for name in OWN_FIELDS} | {"top_k": 40}
-    body = completion_body(CompletionRequest(prompt="P", max_tokens=3, sampling=sneaky))
+    body = completion_body(CompletionRequest(prompt="P", max_tokens=3, sampling=sneaky), dialect="llama.cpp")
     assert body == {"top_k": 40, "prompt": "P", "max_tokens": 3, "stream": False}, "no stop list and no model"
+
+
+def test_sampling_settings_go_under_the_dialects_names_and_only_where_the_server_has_them() -> None:
+    request = CompletionRequest(prompt="P", max_tokens=3, sampling={"repeat_penalty": 1.1, "top_k": 40, "seed": 7})
+    vllm = completion_body(request, dialect="vllm")
+    assert (vllm["repetition_penalty"], vllm["top_k"], vllm["seed"]) == (1.1, 40, 7)
+    assert "repeat_penalty" not in vllm
+    plain = completion_body(request)  # a server of unknown kind gets OpenAI's own fields only
+    assert plain["seed"] == 7 and "top_k" not in plain and "repeat_penalty" not in plain
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ class WebUIBackend(_WebUIBase):
     def complete(self, request: CompletionRequest) -> Completion:
         grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
-        body = completion_body(request)
+        body = completion_body(request, dialect="webui")
         if request.context_window:
             body["truncation_length"] = request.context_window
         if grammar is not None:
@@ -192,8 +192,10 @@ class WebUILegacyBackend(_WebUIBase):
 
         grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
-        # The legacy API is not OpenAI-shaped: its own field names, the sampling settings passed through as given.
-        body: dict[str, Any] = dict(request.sampling)
+        # The legacy API is not OpenAI-shaped: its own field names; the sampling settings under webui's names.
+        from memgpt_core.sampling import to_server
+
+        body: dict[str, Any] = to_server(request.sampling, "webui")
         body.update(
             {
                 "prompt": request.prompt,
