@@ -55,6 +55,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.server)
 
 
+# A user's own settings must not reach the tests: each test says what it wants (through monkeypatch or an env dict).
+USER_SETTINGS = (
+    "BACKEND_TYPE",
+    "OPENAI_API_BASE",
+    "MEMGPT_API_KEY",
+    "MEMGPT_CONFIG_PATH",
+    "MEMGPT_MODEL_NAME",
+    "MEMGPT_MODEL_PATH",
+    "MEMGPT_TIMEOUT",
+)
+
+
+@pytest.fixture(autouse=True)
+def _without_the_users_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("MEMGPT_EMBEDDING_"):
+            monkeypatch.delenv(name)
+
+
 def _skip_if_opted_out() -> None:
     if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
         pytest.skip(f"{SKIP_ENV} is set: tests that need a real llama-server are skipped on purpose")

@@ -215,7 +215,8 @@ def choose(
         raise ConfigError(
             f"{where} sets the server's URL to {endpoint}, but nothing says which kind of server it is",
             fix="set BACKEND_TYPE (or --backend, or model_endpoint_type in the config file) to the server's kind: "
-            "llamacpp, koboldcpp, webui, webui-legacy, lmstudio, ollama or openai; `memgpt configure` sets both",
+            "llamacpp, koboldcpp, webui, webui-legacy, lmstudio, lmstudio-legacy, ollama, openai or vllm "
+            "(`memgpt plugins list` shows what is installed); `memgpt configure` sets both",
         )
     timeout = _timeout(env)
     if not (env.get(TIMEOUT_ENV) or "").strip() and file is not None and file.timeout:

@@ -32,7 +32,8 @@ class CompletionRequest(BaseModel):
     grammar: Grammar | None = None
     sampling: dict[str, Any] = Field(
         default_factory=dict,
-        description="Sampling settings passed through to the server as given (temperature, top_p, seed ...).",
+        description="Sampling settings under core's canonical names (temperature, top_p, repeat_penalty, seed ...); "
+        "a backend renames them for its server with memgpt_core.sampling.to_server.",
     )
     cache_key: str | None = Field(
         default=None,

@@ -45,7 +45,7 @@ def test_agents_list_shows_each_agent_with_counts(home):
     table = memgpt(home, "agents", "list").stdout.splitlines()
     assert table[0].split() == ["NAME", "CREATED", "(UTC)", "MESSAGES", "ARCHIVAL", "BACKEND"]
     assert table[1].split()[0] == "ann" and table[1].split()[-3:] == ["1", "1", "llamacpp"]
-    assert table[2].split()[-3:] == ["0", "0", "embedded"]
+    assert table[2].split()[-3:] == ["0", "0", "as-configured"], "no backend fixed by a flag"
     listed = json.loads(memgpt(home, "agents", "list", "--json").stdout)
     assert [(a["name"], a["messages"], a["archival"]) for a in listed] == [("ann", 1, 1), ("bob", 0, 0)]
 

@@ -6,6 +6,10 @@ import json
 
 import click
 
+AS_CONFIGURED = "as-configured"
+"""Shown for an agent whose backend was not fixed by a flag: it runs on whatever the variables, the config file or the
+embedded default choose at the time."""
+
 
 @click.group()
 def agents() -> None:
@@ -30,7 +34,7 @@ def list_agents(as_json: bool) -> None:
                             "messages": messages,
                             "archival": archival,
                             "wrapper": a.config.get("wrapper"),
-                            "backend": a.config.get("backend") or "embedded",
+                            "backend": a.config.get("backend") or AS_CONFIGURED,
                         }
                         for a, messages, archival in rows
                     ],
@@ -42,7 +46,7 @@ def list_agents(as_json: bool) -> None:
             click.echo(f"no agents yet in {store.path} (start one with `memgpt run`)")
             return
         header = ("NAME", "CREATED (UTC)", "MESSAGES", "ARCHIVAL", "BACKEND")
-        table = [(a.name, a.created_at, str(m), str(n), a.config.get("backend") or "embedded") for a, m, n in rows]
+        table = [(a.name, a.created_at, str(m), str(n), a.config.get("backend") or AS_CONFIGURED) for a, m, n in rows]
         widths = [max(len(r[i]) for r in (header, *table)) for i in range(len(header))]
         for row in (header, *table):
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -67,7 +67,10 @@ class Report:
 
 @click.command()
 @click.option(
-    "--backend", "--model-endpoint-type", "backend", help="webui, webui-legacy, lmstudio, llamacpp, koboldcpp."
+    "--backend",
+    "--model-endpoint-type",
+    "backend",
+    help="Backend type (`memgpt plugins list` shows them); or BACKEND_TYPE.",
 )
 @click.option("--endpoint", "--model-endpoint", "endpoint", help="The server's base URL (else OPENAI_API_BASE).")
 @click.option("--api-key", "api_key", help="Key for a server behind --api-key or a proxy (else MEMGPT_API_KEY).")
@@ -432,7 +435,7 @@ def _check_parse_rate(
         fix = "use a -grammar wrapper (grammar sampling makes an unreadable call impossible), or a bigger model"
     else:
         fix = "use a bigger or less quantised model (Q5 or better), or another wrapper (--model)"
-    if backend.name == "lmstudio":
+    if backend.name in ("lmstudio", "lmstudio-legacy"):
         fix += "; in LM Studio turn Automatic Prompt Formatting OFF (it wraps memgpt's prompt a second time)"
     first = chosen.get("first_failure")
     if first:
