@@ -3,6 +3,7 @@ with vectors), the agent lock."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -161,7 +162,9 @@ def test_a_killed_holder_does_not_keep_the_agent_locked(store, tmp_path):
         f"s = Store({str(tmp_path / 'memgpt.db')!r}); s.lock(s.get_agent('alice'))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    subprocess.run([sys.executable, "-c", code], timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # Killed by its own SIGKILL, so it got past s.lock(): the lock was really held when the process died.
+    assert done.returncode == -signal.SIGKILL, done.stderr
     store.lock(a).release()
 
 
