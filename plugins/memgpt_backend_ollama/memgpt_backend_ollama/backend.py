@@ -34,6 +34,14 @@ docs/faq.mdx, docs/modelfile.mdx in ollama/ollama) and, where the documentation 
 - ``GET /api/ps`` lists the loaded models; since Ollama 0.9.7 each has ``context_length``, the context it was loaded
   with (``num_ctx`` from the request or the Modelfile, else ``OLLAMA_CONTEXT_LENGTH`` or Ollama's own default).
 - ``GET /api/version`` answers ``{"version": "0.5.1"}``.
+- ``POST /api/embed`` ``{"model", "input": [...]}`` (docs/api.md, "Generate Embeddings") answers ``{"model",
+  "embeddings": [[...], ...], "total_duration", "load_duration", "prompt_eval_count"}``, one vector per input in
+  order, normalised to length 1; ``truncate`` (default true) cuts an input longer than the context, false makes it
+  400 ``the input length exceeds the context length``. In its server code (server/routes.go ``EmbedHandler``,
+  llm/llama_server.go) any model is scheduled, but the llama.cpp runner is started with ``--embedding`` only for a
+  GGUF that declares a pooling type (an embedding model), so for a chat model the runner's refusal comes back as
+  501 ``This server does not support embeddings. Start it with `--embeddings``` (its status and message passed
+  through); an unknown model is 404 ``model 'NAME' not found``.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,6 +72,9 @@ if TYPE_CHECKING:
 
 MODEL_ENV = "MEMGPT_MODEL_NAME"
 """The variable that names the Ollama model (``llama3.2``, ``mistral:7b-instruct-q5_K_M`` ...)."""
+EMBEDDING_MODEL_ENV = "MEMGPT_EMBEDDING_MODEL"
+EMBEDDING_EXAMPLE = "nomic-embed-text"
+"""An embedding model in Ollama's library, for the fixes."""
 KEEP_ALIVE = "30m"
 """Sent with every request. An agent waits for its user for longer than Ollama's default of 5 minutes, and loading a
 7B model again costs seconds to a minute each time."""
@@ -91,9 +103,14 @@ class OllamaBackend(Backend):
     name: ClassVar[str] = "ollama"
     default_endpoint: ClassVar[str] = "http://127.0.0.1:11434"
     # No tokenize endpoint, so token counts are estimates. The context comes from /api/ps and /api/show; the chat
-    # template from /api/show where Ollama reports a Jinja one (see chat_template).
+    # template from /api/show where Ollama reports a Jinja one (see chat_template). Embeddings from /api/embed, for
+    # an embedding model (a chat model is refused with the fix; see embed).
     capabilities: ClassVar[Capabilities] = Capabilities(
-        grammar_formats=frozenset({"json_schema"}), exact_tokenizer=False, server_context=True, chat_template=True
+        grammar_formats=frozenset({"json_schema"}),
+        exact_tokenizer=False,
+        server_context=True,
+        chat_template=True,
+        embeddings=True,
     )
     description: ClassVar[str] = "Ollama (/api/generate, raw prompts; JSON-schema structured outputs)"
 
@@ -215,6 +232,56 @@ class OllamaBackend(Backend):
             timings=_timings(answer),
             model=str(model) if model else self.model,
         )
+
+    # -- embeddings ----------------------------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """``POST /api/embed`` ``{"model", "input": [...]}`` with ``model`` (``MEMGPT_EMBEDDING_MODEL``), else the
+        backend's model; the answer's ``embeddings`` are the vectors, in the order of ``texts``."""
+        name = model or self.model
+        if not name:
+            names = self.pulled_models()
+            raise ConfigError(
+                f"the Ollama server at {self.endpoint} makes embeddings with a model that must be named"
+                + (f"; it has: {_listing(names)}" if names else ", and it has no models yet"),
+                fix=f"pull an embedding model (`ollama pull {EMBEDDING_EXAMPLE}`) and set "
+                f"{EMBEDDING_MODEL_ENV}={EMBEDDING_EXAMPLE}",
+            )
+        url = self.endpoint + "/api/embed"
+        try:
+            data = Backend.request(self, "POST", "/api/embed", {"model": name, "input": list(texts)})
+        except BackendHTTPError as exc:
+            raise self._embedding_error(exc, name) from None
+        vectors = data.get("embeddings") if isinstance(data, dict) else None
+        if (
+            not isinstance(vectors, list)
+            or len(vectors) != len(texts)
+            or not all(isinstance(vector, list) and vector for vector in vectors)
+        ):
+            raise BackendResponseError(
+                f"the server at {url} answered without {len(texts)} 'embeddings': {str(data)[:200]}",
+                url=url,
+                fix=f"check that MEMGPT_EMBEDDING_ENDPOINT points at Ollama (default {self.default_endpoint})",
+            )
+        return vectors
+
+    def _embedding_error(self, exc: BackendHTTPError, name: str) -> MemGPTError:
+        message = _error_text(exc.body)
+        if exc.status == 404 and _NOT_FOUND.search(message):
+            names = self.pulled_models()
+            return ConfigError(
+                f"the Ollama server at {self.endpoint} has no model named {name!r} to make embeddings with; "
+                + (f"it has: {_listing(names)}" if names else "it has no models yet"),
+                fix=f"pull it (`ollama pull {name}`), or set {EMBEDDING_MODEL_ENV} to an embedding model it has",
+            )
+        if exc.status == 501 or "does not support embeddings" in message.lower():
+            return ConfigError(
+                f"the Ollama model {name!r} does not make embeddings ({message}): it is not an embedding model",
+                fix=f"pull an embedding model (`ollama pull {EMBEDDING_EXAMPLE}`) and set "
+                f"{EMBEDDING_MODEL_ENV}={EMBEDDING_EXAMPLE}; or unset MEMGPT_EMBEDDING_ENDPOINT_TYPE to use the "
+                "shipped model",
+            )
+        return self._explain(exc)
 
     # -- the model -----------------------------------------------------------------------------------------------
 

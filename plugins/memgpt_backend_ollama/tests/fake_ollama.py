@@ -34,6 +34,12 @@ docs/faq.mdx, docs/modelfile.mdx) and, where it is silent, from its server code 
 - ``GET /api/ps``: ``{"models": [{"name", "model", "size", "digest", "details", "expires_at", "size_vram",
   "context_length"}]}`` for the loaded models (``context_length`` since Ollama 0.9.7).
 - ``GET /api/version``: ``{"version": "..."}``.
+- ``POST /api/embed`` ``{"model", "input": str | [str]}`` (docs/api.md "Generate Embeddings"; server/routes.go
+  ``EmbedHandler``): ``{"model", "embeddings": [[...]], "total_duration", "load_duration", "prompt_eval_count"}``,
+  each vector normalised to length 1; an empty input gives ``"embeddings": []``; an input list with a non-string is
+  400 ``invalid input type``; an unknown model 404 ``model 'NAME' not found``. A model that is not an embedding model
+  runs on a llama.cpp runner started without ``--embedding`` (llm/llama_server.go), whose refusal Ollama passes on:
+  501 ``This server does not support embeddings. Start it with `--embeddings```.
 
 The "model" writes the first of ``answers`` that fits the request's ``format`` (Ollama's structured outputs never
 produce anything else), cut by ``num_predict`` and ``stop``. Its tokenizer counts 4 bytes of UTF-8 per token.
@@ -104,6 +110,8 @@ class FakeModel:
     vocabulary: tuple[str, ...] = ("<unk>", "<s>", "</s>", "<|eot_id|>", "Hello", "world", "!")
     bos_id: int = 1
     eos_id: int = 2
+    embedding_dim: int = 8
+    """The size of its vectors, when ``"embedding"`` is among its capabilities."""
 
     def modelfile_num_ctx(self) -> int | None:
         found = re.search(r"^num_ctx\s+(\d+)", self.parameters, re.MULTILINE)
@@ -144,6 +152,7 @@ class FakeOllama:
             ("/api/show", "POST", self._show),
             ("/api/ps", "GET", self._ps),
             ("/api/generate", "POST", self._generate),
+            ("/api/embed", "POST", self._embed),
         )
         for path, method, handler in routes:
             self.server.expect_request(path, method=method).respond_with_handler(handler)
@@ -315,6 +324,43 @@ class FakeOllama:
                 entry["context_length"] = context
             entries.append(entry)
         return self._json({"models": entries})
+
+    def _embed(self, request: Request) -> Response:
+        body = json.loads(request.data or b"{}")
+        name = body.get("model")
+        raw = body.get("input")
+        if isinstance(raw, list) and not all(isinstance(item, str) for item in raw):
+            return self._error("invalid input type", 400)
+        texts = [raw] if isinstance(raw, str) and raw else raw if isinstance(raw, list) else []
+        model = self._find(name)
+        if model is None:
+            return self._error(f"model '{name}' not found", 404)
+        load_ns, failed = self._load(model, self._context_for(model, body.get("options") or {}))
+        if failed is not None:
+            return failed
+        if not texts:
+            return self._json({"model": name, "embeddings": []})
+        if "embedding" not in model.capabilities:
+            return self._error("This server does not support embeddings. Start it with `--embeddings`", 501)
+        vectors = [self.vector(model, text) for text in texts]
+        return self._json(
+            {
+                "model": name,
+                "embeddings": vectors,
+                "total_duration": load_ns + 1_000_000,
+                "load_duration": load_ns,
+                "prompt_eval_count": sum(self._tokens(text) for text in texts),
+            }
+        )
+
+    @staticmethod
+    def vector(model: FakeModel, text: str) -> list[float]:
+        """The toy embedding: how often each class of character occurs, normalised as Ollama normalises."""
+        counts = [0.0] * model.embedding_dim
+        for char in text.lower():
+            counts[ord(char) % model.embedding_dim] += 1.0
+        length = math.sqrt(sum(c * c for c in counts)) or 1.0
+        return [c / length for c in counts]
 
     def _generate(self, request: Request) -> Response:
         began = time.monotonic()

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from memgpt_core.backend import Backend, Capabilities, Progress
@@ -67,10 +68,15 @@ STRUCTURED_OUTPUTS_SINCE = (0, 10, 2)
 """The first vLLM release that reads ``structured_outputs``; the ``guided_*`` fields it replaced were removed in
 0.12.0, so neither field works on every version and the server's ``GET /version`` decides."""
 
+# Every dialect declares embeddings: ``/v1/embeddings`` is part of the OpenAI API, and a server that was not started
+# for it (llama.cpp without --embeddings, vLLM serving a generative model) is told by ``embed`` with the fix.
 _LLAMA_CPP_CAPABILITIES = Capabilities(
-    grammar_formats=frozenset({"gbnf", "json_schema"}), exact_tokenizer=True, server_context=True
+    grammar_formats=frozenset({"gbnf", "json_schema"}), exact_tokenizer=True, server_context=True, embeddings=True
 )
-_VLLM_CAPABILITIES = Capabilities(grammar_formats=frozenset({"json_schema"}), exact_tokenizer=True, server_context=True)
+_VLLM_CAPABILITIES = Capabilities(
+    grammar_formats=frozenset({"json_schema"}), exact_tokenizer=True, server_context=True, embeddings=True
+)
+_GENERIC_CAPABILITIES = Capabilities(embeddings=True)
 
 # The context-length refusals, as llama.cpp, vLLM (in the wordings of its releases) and OpenAI's API write them.
 _OVERFLOW = re.compile(
@@ -86,6 +92,11 @@ _PROMPT_TOKENS = (
 _UNSET: Any = object()
 MODEL_ENV = "MEMGPT_MODEL_NAME"
 """The variable that names the model, for a server that serves several (shared with the ollama backend)."""
+EMBEDDING_MODEL_ENV = "MEMGPT_EMBEDDING_MODEL"
+_ELSEWHERE = (
+    "; or point MEMGPT_EMBEDDING_ENDPOINT at a server that does, or unset MEMGPT_EMBEDDING_ENDPOINT_TYPE to use the "
+    "shipped model"
+)
 
 
 class OpenAICompatibleBackend(Backend):
@@ -139,7 +150,7 @@ class OpenAICompatibleBackend(Backend):
         if dialect == VLLM:
             return _VLLM_CAPABILITIES
         listed = any(card.max_model_len for card in self.served() or [])
-        return Capabilities(server_context=listed)
+        return Capabilities(server_context=listed, embeddings=True)
 
     def server(self) -> str:
         """The server as messages name it."""
@@ -257,6 +268,96 @@ class OpenAICompatibleBackend(Backend):
 
     def model_name(self) -> str | None:
         return self.served_model()
+
+    def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """``POST /v1/embeddings`` ``{"input": [...], "model", "encoding_format": "float"}``: OpenAI's route, answered
+        with ``data[]`` items that carry their ``index`` and ``embedding``. The model is ``model`` (the user's
+        ``MEMGPT_EMBEDDING_MODEL``), else the one the server serves; none is sent when the server lists none.
+
+        A server that cannot embed is a ConfigError with the fix: llama.cpp without ``--embeddings`` (501
+        ``not_supported_error``) or with pooling ``none``; vLLM serving a generative model (older releases refuse
+        with 400 "The model does not support Embeddings API", newer ones register no pooling routes, so the path
+        is a 404).
+        """
+        self.dialect()  # what the server is decides how its refusals read
+        if not model:
+            try:
+                model = self.served_model()
+            except ConfigError as exc:  # several served: the embedding model is named by its own variable
+                raise ConfigError(
+                    exc.message, fix=f"set {EMBEDDING_MODEL_ENV} to the embedding model among them"
+                ) from None
+        body: dict[str, Any] = {"input": list(texts), "encoding_format": "float"}
+        if model:
+            body["model"] = model
+        url = self.endpoint + "/v1/embeddings"
+        try:
+            data = self.request("POST", "/v1/embeddings", body)
+        except BackendHTTPError as exc:
+            raise self._embedding_error(exc, url, model) from None
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(texts):
+            raise self._unexpected("/v1/embeddings", data, f"a 'data' list of {len(texts)} embeddings")
+        vectors: list[list[float] | None] = [None] * len(texts)
+        for position, item in enumerate(items):
+            index = item.get("index", position) if isinstance(item, dict) else None
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if (
+                not isinstance(index, int)
+                or not 0 <= index < len(texts)
+                or vectors[index] is not None
+                or not isinstance(vector, list)
+                or not vector
+            ):
+                raise self._unexpected("/v1/embeddings", data, "a distinct 'index' and an 'embedding' list per item")
+            vectors[index] = vector
+        return [vector for vector in vectors if vector is not None]
+
+    def _embedding_error(self, exc: BackendHTTPError, url: str, model: str | None) -> BackendError:
+        """An embedding request's HTTP error: a server not set up for embeddings as a ConfigError with the fix."""
+        said = read_error(exc.body)
+        server = self.server()
+        if exc.status == 501 or said.type == "not_supported_error":
+            return ConfigError(
+                f"{server} at {self.endpoint} does not make embeddings ({said.message or exc.status})",
+                fix="if it is llama-server, restart it with --embeddings --pooling mean (best with an embedding model, "
+                "such as a GGUF of nomic-embed-text, as a second server)" + _ELSEWHERE,
+            )
+        if said.mentions("pooling type", "pooling_type"):
+            return ConfigError(
+                f"{server} at {self.endpoint} makes no pooled embeddings ({said.message})",
+                fix="restart llama-server with --embeddings --pooling mean" + _ELSEWHERE,
+            )
+        if said.mentions("does not support embeddings") or (
+            exc.status == 404 and not said.mentions("model") and self._dialect == VLLM
+        ):
+            serving = f" ({model})" if model else ""
+            return ConfigError(
+                f"{server} at {self.endpoint} serves a model that cannot make embeddings{serving}: "
+                f"{said.message or exc.status}",
+                fix="start a second vLLM with an embedding model (`vllm serve BAAI/bge-small-en-v1.5 --runner "
+                "pooling`; older vLLM: `--task embed`) and point MEMGPT_EMBEDDING_ENDPOINT at it" + _ELSEWHERE,
+            )
+        if exc.status == 404 and said.mentions("model") and said.mentions("not exist", "not found", "notfound"):
+            return ConfigError(
+                f"{server} at {self.endpoint} has no embedding model {model!r}: {said.message}",
+                fix=f"set {EMBEDDING_MODEL_ENV} to a model the server serves, or unset it when it serves only one",
+            )
+        if exc.status == 404:
+            return ConfigError(
+                f"{server} at {url} has no embeddings route (404: {said.message or 'not found'})",
+                fix="use a server with an OpenAI-compatible /v1/embeddings" + _ELSEWHERE,
+            )
+        if said.mentions("too large", "too long", "maximum context length"):
+            return BackendHTTPError(
+                f"{server} at {url} refused a passage as too long to embed: {said.message}",
+                url=url,
+                fix="give the server a larger batch or context (llama-server --ubatch-size and --batch-size, vLLM "
+                "--max-model-len), or set MEMGPT_EMBEDDING_CHUNK_SIZE lower and load the documents again",
+                status=exc.status,
+                body=exc.body,
+            )
+        return self._translate(exc, url)
 
     def wait_until_ready(self, timeout: float = 300.0, progress: Progress | None = None) -> None:
         """Find the dialect and the model before an agent is made, waiting while the server answers 503 (a model
@@ -421,8 +522,9 @@ class OpenAIBackend(OpenAICompatibleBackend):
     name: ClassVar[str] = "openai"
     # llama-server's and LocalAI's port, and the one TGI's documented docker command maps.
     default_endpoint: ClassVar[str] = "http://127.0.0.1:8080"
-    # What every such server offers; an instance states more once it knows its server (see dialect()).
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    # What every such server offers (embeddings: /v1/embeddings is part of the API, and a server that does not serve
+    # it is told with the fix); an instance states more once it knows its server (see dialect()).
+    capabilities: ClassVar[Capabilities] = _GENERIC_CAPABILITIES
     description: ClassVar[str] = (
         "any OpenAI-compatible /v1/completions server (vLLM, TGI, LocalAI, llama.cpp, Ollama); grammars and exact "
         "tokens where the server has them"

@@ -20,6 +20,13 @@ Facts it follows (``vllm/entrypoints/openai/``: ``api_server.py``, ``protocol.py
   "token_strs": null}``.
 - Errors are ``{"error": {"message", "type", "param", "code"}}`` from 0.10.1 (PR #22099), ``{"object": "error",
   "message", "type", "param", "code"}`` before.
+- ``POST /v1/embeddings`` ``{"model"?, "input": str | [str], "encoding_format": "float"}`` for an embedding
+  ("pooling") model: ``{"id": "embd-...", "object": "list", "created", "model", "data": [{"index", "object":
+  "embedding", "embedding": [...]}], "usage": {"prompt_tokens", "total_tokens", "completion_tokens": 0,
+  "prompt_tokens_details": null}}``. For a generative model, older releases keep the route and refuse with 400
+  ``BadRequestError`` "The model does not support Embeddings API" (``serving_engine``'s error response), while
+  current ones register the pooling routes only when the model's tasks include a pooling task
+  (``api_server.build_app``), so the path is FastAPI's 404 ``{"detail": "Not Found"}``.
 - With ``--api-key``, paths under ``/v1`` without ``Authorization: Bearer KEY`` answer 401 ``{"error":
   "Unauthorized"}``; ``/version``, ``/health`` and ``/tokenize`` are not guarded.
 
@@ -94,6 +101,10 @@ class FakeVLLM:
     api_key: str | None = None
     hide_version: bool = False
     """A gateway in front that forwards only /v1: ``/version`` is then a 404."""
+    embedding_dim: int = 0
+    """The size of the vectors an embedding model makes; 0: a generative model, which cannot embed."""
+    embeddings_route: bool = True
+    """For a generative model: True plays an older vLLM (the route refuses), False a current one (no route)."""
     loading_answers: int = 0
     """How many requests a proxy in front answers 503 (an HTML page) before vLLM is up."""
     requests: list[tuple[str, Any]] = field(default_factory=list)
@@ -129,6 +140,7 @@ class FakeVLLM:
             ("GET", "/v1/models"): self._models,
             ("POST", "/v1/completions"): lambda: self._complete(body),
             ("POST", "/tokenize"): lambda: self._tokenize(body),
+            ("POST", "/v1/embeddings"): lambda: self._embed(body),
         }.get((request.method, request.path))
         answer = route() if route is not None else None
         if answer is None:
@@ -244,6 +256,28 @@ class FakeVLLM:
         return self._json(
             {"count": count, "max_model_len": self.max_model_len, "tokens": list(range(count)), "token_strs": None}
         )
+
+    def _embed(self, body: dict[str, Any]) -> Response | None:
+        if not self.embedding_dim:
+            if not self.embeddings_route:
+                return None  # the 404 of a route that was never registered
+            return self._error("The model does not support Embeddings API", "BadRequestError", 400)
+        model = body.get("model") or self.models[0]
+        if model not in self.models:
+            return self._error(f"The model `{model}` does not exist.", "NotFoundError", 404, param="model")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"index": i, "object": "embedding", "embedding": self.vector(text)} for i, text in enumerate(texts)]
+        tokens = sum(self.count(text) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None}
+        answer = {"id": "embd-4f1c2a", "object": "list", "created": int(time.time()), "model": model, "data": data}
+        return self._json({**answer, "usage": usage})
+
+    def vector(self, text: str) -> list[float]:
+        """The toy embedding model: how often each letter class occurs, spread over ``embedding_dim`` numbers."""
+        vector = [0.0] * self.embedding_dim
+        for char in text.lower():
+            vector[ord(char) % self.embedding_dim] += 1.0
+        return vector
 
     @staticmethod
     def count(text: str) -> int:
