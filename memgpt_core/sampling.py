@@ -114,8 +114,9 @@ ALIASES: dict[str, str] = {
 """Other servers' names for canonical settings, accepted wherever a name is read (the config file, code)."""
 
 DEFAULTS: Mapping[str, float | int] = {}
-"""What memgpt sends when the user sets nothing: empty, so each server's own defaults apply. The lowest level of the
-settings order (under the config file): a measured choice goes here, as one constant."""
+"""The settings order's own lowest level (under the config file), shown by origin as "default": empty. The agent's
+measured defaults (``memgpt_core.agent.defaults.DEFAULT_SAMPLING``: DRY) sit beneath even this, applied by the agent to
+each request, so that a server without DRY drops them without a note; the user's settings at any level win."""
 DEFAULTS_BY_BACKEND: Mapping[str, Mapping[str, float | int]] = {}
 """Per backend (``"embedded"`` for the embedded server), over :data:`DEFAULTS`, for defaults measured per backend
 family. Empty: none."""

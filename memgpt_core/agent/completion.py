@@ -1,6 +1,8 @@
 """The retry policy of a step: prompt, complete and parse, with bounded retries at rising temperature.
 
-An unreadable answer is sampled again (a little hotter each time); one cut off by the token cap gets twice the room
+Every request samples with the agent's measured defaults (``defaults.DEFAULT_SAMPLING``) under the user's own
+settings. An unreadable answer is sampled again (a little hotter each time, and with another seed when one is
+fixed, so a retry is never the same draw); one cut off by the token cap gets twice the room
 on the next try; a prompt the server finds too long makes the agent summarise once. After that the step fails with
 one error saying why, and nothing of it is saved.
 """
@@ -8,8 +10,9 @@ one error saying why, and nothing of it is saved.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from memgpt_core.agent.defaults import with_defaults
 from memgpt_core.agent.requests import ask
 from memgpt_core.agent.summary import Summaries
 from memgpt_core.errors import ContextOverflowError, ParseError, TruncatedOutputError
@@ -20,6 +23,21 @@ if TYPE_CHECKING:
 
 RETRY_TEMPERATURE = (0.7, 0.2)
 """A retry without a configured temperature samples at 0.7 + 0.2 × attempt, so it does not repeat the same answer."""
+
+
+def retry_sampling(own: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """The sampling settings of try number ``attempt`` (0 for the first): the defaults under the user's settings
+    ``own``; a retry samples hotter unless the user fixed the temperature, and a fixed seed moves on by one per try
+    (the same seed, prompt and temperature would draw the same unreadable answer again)."""
+    sampling = with_defaults(own)
+    if attempt:
+        if "temperature" not in own:
+            base, step = RETRY_TEMPERATURE
+            sampling["temperature"] = base + step * attempt
+        seed = sampling.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+            sampling["seed"] = seed + attempt
+    return sampling
 
 
 class TurnFailedError(ParseError):
@@ -66,16 +84,12 @@ class Completions(Summaries):
         grow = 1
         while attempts <= self.settings.parse_retries:
             left = self.window - tokens
-            sampling = dict(self.settings.sampling)
-            if attempts and "temperature" not in sampling:
-                base, step = RETRY_TEMPERATURE
-                sampling["temperature"] = base + step * attempts
             request = CompletionRequest(
                 prompt=prompt,
                 max_tokens=max(1, min(self.settings.max_tokens * grow, left)),
                 stop=list(self.wrapper.stop_sequences),
                 grammar=grammar,
-                sampling=sampling,
+                sampling=retry_sampling(self.settings.sampling, attempts),
                 cache_key=self.record.id,
                 context_window=self.window,
             )

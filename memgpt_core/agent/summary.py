@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from memgpt_core.agent import memory
 from memgpt_core.agent.budget import PRESSURE_THRESHOLD, ContextTooSmallError, too_small
+from memgpt_core.agent.defaults import with_defaults
 from memgpt_core.agent.events import Event
 from memgpt_core.agent.layout import SNAPSHOT_KEY, PromptLayout
 from memgpt_core.agent.requests import ask
@@ -149,7 +150,7 @@ class Summaries(PromptLayout):
                 max_tokens=self.settings.summary_max_tokens,
                 stop=list(self.wrapper.stop_sequences),
                 grammar=grammar,
-                sampling=dict(self.settings.sampling),
+                sampling=with_defaults(self.settings.sampling),
                 cache_key=self.record.id,
                 context_window=self.window,
             )
