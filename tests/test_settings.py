@@ -423,3 +423,16 @@ def test_settings_md_lists_every_key_and_each_servers_sampling_names():
     flags = _table_after(text, "| setting | flag | range | meaning |")
     for setting, row in zip(sampling.SETTINGS, flags, strict=True):
         assert row[0] == setting.name and row[1].startswith(setting.flag), row
+
+
+def test_the_run_header_names_the_agents_default_sampling_and_the_users_own(tmp_path: Path) -> None:
+    from memgpt_core.cli.run_cmd import _settings_line
+
+    nothing = _settings_line(choose(Choices(), env=NO_VARIABLES, file=settings_file.load(tmp_path / "absent")))
+    assert "dry_multiplier 0.8" in nothing and "(memgpt's default)" in nothing
+    assert "the server's defaults" not in nothing, "the agent sends DRY, so the line must not claim nothing is sent"
+    own = _settings_line(
+        choose(Choices(sampling={"dry_multiplier": 0.0}), env=NO_VARIABLES, file=settings_file.load(tmp_path / "x"))
+    )
+    assert "dry_multiplier 0" in own and "(flag)" in own
+    assert "dry_multiplier 0.8" not in own, "the user's setting replaces the default, it is not listed beside it"

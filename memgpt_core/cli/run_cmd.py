@@ -235,15 +235,19 @@ def _settings_line(settings: Any) -> str:
     source = settings.source("backend") if "backend" in settings.origin else None
     if source and settings.origin.get("backend") != "flag":
         parts.append(f"server from {source}")
+    from memgpt_core.agent.defaults import DEFAULT_SAMPLING
+
     values = settings.sampling
-    if values:
-        shown = [
-            f"{sampling.describe({name: value})} ({settings.origin.get(f'sampling.{name}')})"
-            for name, value in values.items()
-        ]
-        parts.append("sampling: " + ", ".join(shown))
-    else:
-        parts.append("sampling: the server's defaults")
+    shown = [
+        f"{sampling.describe({name: value})} ({settings.origin.get(f'sampling.{name}')})"
+        for name, value in values.items()
+    ]
+    # The agent's measured defaults go under every request the user's settings leave them in (where the server has
+    # them), so the line names them too rather than claiming the server's defaults alone.
+    defaults = {name: value for name, value in DEFAULT_SAMPLING.items() if name not in values}
+    if defaults:
+        shown.append(f"{sampling.describe(defaults)} (memgpt's default)")
+    parts.append("sampling: " + (", ".join(shown) if shown else "the server's defaults"))
     return "; ".join(parts)
 
 
