@@ -6,7 +6,7 @@ Kept free of heavy imports (pydantic, requests), because every installed backend
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +29,7 @@ class Capabilities:
     server_context: bool = False
     """``context_window`` reads the server's real context size."""
     streaming: bool = False
+    """``stream`` yields the text as the server writes it. Without it, ``stream`` yields the whole answer at once."""
     chat_template: bool = False
     """``chat_template`` reads the loaded model's chat template from the server."""
     embedded: bool = False
@@ -72,6 +73,18 @@ class EmbeddedServer(abc.ABC):
 
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a streamed completion (``Backend.stream``): the text the server wrote since the last piece.
+
+    The last piece, and only the last, carries ``completion``: the whole answer exactly as ``complete`` would have
+    returned it, its ``text`` being every piece's ``text`` joined.
+    """
+
+    text: str
+    completion: Completion | None = None
 
 EMBED_BATCH = 32
 """The most texts core passes to one ``Backend.embed`` call."""
@@ -119,6 +132,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:
         """Run one completion. Raise a ``BackendError`` subclass, never a library's own exception."""
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """Run one completion, yielding its text as the server writes it (see ``Delta``). Declare
+        ``capabilities.streaming`` when you override this; the default yields ``complete(request)`` as one piece.
+
+        The contract:
+
+        - Yield ``Delta(text)`` pieces in order, then exactly one ``Delta(text, completion)`` (its text may be '').
+        - Errors are ``BackendError`` subclasses, as for ``complete``, raised from the iterator, also after some
+          pieces were yielded: a stream the server cuts short, a piece that is not what the server's API documents
+          (``BackendResponseError``), no byte for ``timeout`` seconds (``BackendTimeoutError``).
+        - The caller may stop reading early (it closes the generator): release the connection in a ``finally``.
+        """
+        completion = self.complete(request)
+        yield Delta(text=completion.text, completion=completion)
 
     def accepted_grammar(self, request: CompletionRequest) -> Grammar | None:
         """The request's grammar, checked against ``capabilities.grammar_formats``; None when it has no grammar.

@@ -8,6 +8,17 @@ from typing import Any
 EVENT_TYPES = ("inner_thoughts", "function_call", "function_return", "assistant_message", "error", "status")
 """``status`` events (a summary happened, a cap was reached) are notes from the framework, not from the model."""
 
+DELTA_TYPES = ("inner_thoughts_delta", "assistant_message_delta", "stream_reset")
+"""What a streamed step shows while the model writes (only with a backend that streams, and only to ``on_event``;
+a turn's result keeps the whole events above):
+
+- ``inner_thoughts_delta`` / ``assistant_message_delta``: ``text`` is the next piece of the inner thoughts / of the
+  message to the user, as read from the call the model is still writing. The pieces of one step, joined, are the
+  ``text`` of the whole ``inner_thoughts`` / ``assistant_message`` event that follows when the call is read.
+- ``stream_reset``: forget the pieces shown since the last whole event; ``text`` says why (the answer was unreadable
+  and is sampled again, the server cut the stream). Nothing of that try is saved.
+"""
+
 
 @dataclass
 class Event:
