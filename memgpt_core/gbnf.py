@@ -33,10 +33,12 @@ takes, and a bound the model cannot run past."""
 FRACTION_DIGITS = 6
 """The most digits a number may have after its point."""
 
-# Whitespace between tokens: nothing, one space, or one line break with a bounded indent, so the model can lay
-# the call out as it was trained to but can never pad forever.
+# JSON is written in one layout, the one json.dumps writes by default: ", " between items, ": " after a key, nothing
+# inside brackets and braces. The model never chooses whitespace, so everything between two values is forced text
+# (see memgpt_core.forcing), which a client appends to the prompt instead of sampling it.
+ITEM_SEPARATOR = ", "
+KEY_SEPARATOR = ": "
 _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ws": (r'| " " | "\n" [ \t]{0,24}', ()),
     # Any character JSON allows raw inside a string, or any of JSON's escapes. Quotes, brackets and braces are
     # ordinary characters here; only the unescaped quote, the backslash and control characters are not.
     "string-char": (r'[^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )', ()),
@@ -56,11 +58,8 @@ _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
         r"object | array | string | number | boolean | null",
         ("object", "array", "string", "number", "boolean", "null"),
     ),
-    "object": (
-        r'"{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}"',
-        ("ws", "string", "value"),
-    ),
-    "array": (r'"[" ws ( value ws ( "," ws value ws )* )? "]"', ("ws", "value")),
+    "object": (r'"{" ( string ": " value ( ", " string ": " value )* )? "}"', ("string", "value")),
+    "array": (r'"[" ( value ( ", " value )* )? "]"', ("value",)),
 }
 
 VISIBLE_START = "^\\S"
@@ -293,7 +292,6 @@ class Converter:
         return self.primitive("null")
 
     def _array(self, schema: dict[str, Any], name: str, where: str) -> str:
-        ws = self.primitive("ws")
         item = self.visit(schema.get("items", {}), f"{name}-item", f"{where} items")
         low = _nonneg_int(schema.get("minItems", 0), "minItems", where)
         high = schema.get("maxItems")
@@ -301,12 +299,12 @@ class Converter:
         if high is not None and high < low:
             raise GrammarError(f"{where}: maxItems {high} is below minItems {low}")
         if high == 0:
-            return self.add(name, f'"[" {ws} "]"')
-        body = f"{item} {ws}"
+            return self.add(name, literal("[]"))
+        body = item
         if high != 1:
-            more = self.add(f"{name}-more", f'"," {ws} {item} {ws}')
+            more = self.add(f"{name}-more", f"{literal(ITEM_SEPARATOR)} {item}")
             body += " " + self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
-        return self.add(name, f'"[" {ws} {body} "]"' if low else f'"[" {ws} ( {body} )? "]"')
+        return self.add(name, f'"[" {body} "]"' if low else f'"[" ( {body} )? "]"')
 
     def _object(self, schema: dict[str, Any], name: str, where: str) -> str:
         properties = schema.get("properties")
@@ -315,7 +313,7 @@ class Converter:
             if extra is True or extra == {}:
                 return self.primitive("object")
             if extra is False:
-                return self.add(name, f'"{{" {self.primitive("ws")} "}}"')
+                return self.add(name, literal("{}"))
             return self._map(schema, extra, name, where)
         if not isinstance(properties, dict):
             raise GrammarError(f"{where}: properties must be an object")
@@ -327,24 +325,31 @@ class Converter:
                 f"{'it' if len(missing) == 1 else 'them'}",
                 fix="declare every required parameter under properties, or drop it from required",
             )
-        ws = self.primitive("ws")
         # Keys come in the declared order (the order the prompt shows them in); optional ones may be skipped.
         # Commas are the only difficulty: the first pair written has none. So there is one alternative per pair
         # that can come first (each up to and including the first required one), followed by the rest in order.
+        # Each key is written together with the separators around it, as one literal: '", \"key\": "'.
         pairs = []
         for key, sub in properties.items():
             value = self.visit(sub, f"{name}-{key}", f"{where} > {key}")
-            pairs.append((f'{json_literal(key)} {ws} ":" {ws} {value} {ws}', key in required))
-        starts = []
-        for i, (pair, is_required) in enumerate(pairs):
-            rest = " ".join(f'"," {ws} {p}' if req else f'( "," {ws} {p} )?' for p, req in pairs[i + 1 :])
-            starts.append(f"{pair} {rest}".strip())
+            pairs.append((json.dumps(key, ensure_ascii=False) + KEY_SEPARATOR, value, key in required))
+        starts: list[tuple[str, str]] = []  # (the first key, with what follows it)
+        for i, (key, value, is_required) in enumerate(pairs):
+            parts = [value]
+            for later, later_value, later_required in pairs[i + 1 :]:
+                pair = f"{literal(ITEM_SEPARATOR + later)} {later_value}"
+                parts.append(pair if later_required else f"( {pair} )?")
+            starts.append((key, " ".join(parts)))
             if is_required:
                 break
         else:
-            starts.append("")  # nothing is required: the empty object is allowed too
-        body = starts[0] if len(starts) == 1 else "( " + " | ".join(s if s else '""' for s in starts) + " )"
-        return self.add(name, f'"{{" {ws} {body} "}}"')
+            starts.append(("", ""))  # nothing is required: the empty object is allowed too
+        if len(starts) == 1:
+            # The opening brace joins the first key in one literal: one stretch of forced text, one element.
+            key, rest = starts[0]
+            return self.add(name, f'{literal("{" + key)} {rest} "}}"')
+        options = " | ".join(f"{literal(key)} {rest}" if key else '""' for key, rest in starts)
+        return self.add(name, f'"{{" ( {options} ) "}}"')
 
     def _map(self, schema: dict[str, Any], extra: Any, name: str, where: str) -> str:
         """An object of free keys whose values all follow ``extra``, within its bounds on keys and their length."""
@@ -352,20 +357,20 @@ class Converter:
         names = schema.get("propertyNames", {})
         if not isinstance(names, dict) or set(names) - {"type", "minLength", "maxLength"}:
             raise GrammarError(f"{where}: propertyNames may only bound the length of the keys")
-        ws, key = self.primitive("ws"), self._string({"type": "string", **names}, f"{name}-key", where)
+        key = self._string({"type": "string", **names}, f"{name}-key", where)
         low = _nonneg_int(schema.get("minProperties", 0), "minProperties", where)
         high = schema.get("maxProperties")
         high = None if high is None else _nonneg_int(high, "maxProperties", where)
         if high is not None and high < low:
             raise GrammarError(f"{where}: maxProperties {high} is below minProperties {low}")
         if high == 0:
-            return self.add(name, f'"{{" {ws} "}}"')
-        pair = self.add(f"{name}-pair", f'{key} {ws} ":" {ws} {value} {ws}')
+            return self.add(name, literal("{}"))
+        pair = self.add(f"{name}-pair", f"{key} {literal(KEY_SEPARATOR)} {value}")
         body = pair
         if high != 1:
-            more = self.add(f"{name}-more", f'"," {ws} {pair}')
+            more = self.add(f"{name}-more", f"{literal(ITEM_SEPARATOR)} {pair}")
             body += " " + self._repeat(more, max(low - 1, 0), None if high is None else high - 1, where)
-        return self.add(name, f'"{{" {ws} {body} "}}"' if low else f'"{{" {ws} ( {body} )? "}}"')
+        return self.add(name, f'"{{" {body} "}}"' if low else f'"{{" ( {body} )? "}}"')
 
 
 def integral_digits(schema: dict[str, Any]) -> tuple[bool, int]:

@@ -16,7 +16,7 @@ from memgpt_core.wrapper import FunctionSchema, Message, PromptWrapper
 
 INNER_THOUGHTS = "inner_thoughts"
 
-ANSWER_OPENING = '{\n  "function":'
+ANSWER_OPENING = '{"function":'
 """How a call starts, as :func:`call_text` writes it. Plain wrappers end their prompt with it to prime the answer."""
 
 
@@ -40,7 +40,9 @@ def call_text(
             params = {INNER_THOUGHTS: inner_thoughts, **{k: v for k, v in arguments.items() if k != INNER_THOUGHTS}}
     else:
         params = arguments
-    body = json.dumps({"function": name, "params": params}, ensure_ascii=False, indent=2)
+    # One line, as json.dumps lays it out by default: the layout the function-call grammar admits, so a call written
+    # back reads exactly like the calls the model is made to write.
+    body = json.dumps({"function": name, "params": params}, ensure_ascii=False)
     if not inner_thoughts_in_params and inner_thoughts:
         return f"{inner_thoughts}\n{body}"
     return body

@@ -92,9 +92,8 @@ ACCEPTED = {
     ),
     "archival_memory_insert": text("archival_memory_insert", IT, '"content": "Paris is in France."', HB),
     "archival_memory_search": text("archival_memory_search", IT, '"query": "France"', '"page": 0', HB),
-    "compact, no spaces": '{"function":"send_message","params":{"inner_thoughts":"","message":"x"}}',
-    "pretty-printed": json.dumps(
-        {"function": "pause_heartbeats", "params": {"inner_thoughts": "Quiet now.", "minutes": 5}}, indent=2
+    "the layout json.dumps writes": json.dumps(
+        {"function": "pause_heartbeats", "params": {"inner_thoughts": "Quiet now.", "minutes": 5}}
     ),
     "community: required only": text("plan_trip", IT, '"destinations": ["Rome"]', '"budget": 900', HB),
     "community: everything": text(
@@ -137,13 +136,29 @@ REJECTED = {
     "nights below its minimum of 1": text("plan_trip", IT, '"destinations": ["a"]', '"budget": 1', '"nights": 0', HB),
     "string over the cap": text("send_message", IT, '"message": "%s"' % ("x" * (CAP + 1))),
     "unbounded padding": '{"function":' + " " * 40 + '"send_message","params":{"inner_thoughts":"","message":"x"}}',
+    # JSON is written in one layout (json.dumps's default): any other whitespace is refused.
+    "compact, no spaces": '{"function":"send_message","params":{"inner_thoughts":"","message":"x"}}',
+    "pretty-printed": json.dumps(
+        {"function": "pause_heartbeats", "params": {"inner_thoughts": "Quiet now.", "minutes": 5}}, indent=2
+    ),
+    "a space inside the braces": text("send_message", IT, '"message": "hi"').replace("{", "{ "),
+    "a space before a colon": text("send_message", IT, '"message": "hi"').replace('"message":', '"message" :'),
     "text after the call": text("send_message", IT, '"message": "hi"') + " Done!",
     "cut off": text("send_message", IT, '"message": "hi"')[:-2],
     "single quotes": "{'function': 'send_message', 'params': {'inner_thoughts': 'x', 'message': 'hi'}}",
 }
 
 JSON_SCHEMA_BLIND = frozenset(
-    {"inner_thoughts not first", "unbounded padding", "number with an exponent", "number with seven decimals"}
+    {
+        "inner_thoughts not first",
+        "unbounded padding",
+        "compact, no spaces",
+        "pretty-printed",
+        "a space inside the braces",
+        "a space before a colon",
+        "number with an exponent",
+        "number with seven decimals",
+    }
 )
 """Rejected cases a JSON Schema cannot see: key order, layout, and the way a number is written are GBNF-only."""
 
@@ -201,9 +216,6 @@ def golden_cases() -> list[Case]:
     message = '"message": "Hello Chad!"'
     accepted = {
         "send_message": text("send_message", thoughts("A new user. Greet him."), message),
-        "the golden answer as written back": text("send_message", thoughts("A new user. Greet him."), message).replace(
-            ", ", ",\n  "
-        ),
         "unicode and every escape": text(
             "send_message", thoughts("Grüße 😀"), r'"message": "¿Qué tal? 你好 \"hi\" \\ \/ \b\f\n\r\t \u263A"'
         ),
@@ -227,6 +239,15 @@ def golden_cases() -> list[Case]:
         "params of the other function": text("send_message", IT, '"query": "tea"'),
         "text after the call": text("send_message", IT, message) + " I hope that helps!",
         "text before the call": "Sure! " + text("send_message", IT, message),
+        # The grammar writes one layout; the same call laid out over lines (as the history writes earlier calls
+        # back, memgpt_core.prompting.call_text) is another text.
+        "the golden answer laid out over lines": json.dumps(
+            {
+                "function": "send_message",
+                "params": {"inner_thoughts": "A new user. Greet him.", "message": "Hello Chad!"},
+            },
+            indent=2,
+        ),
         "two calls": text("send_message", IT, message) * 2,
         "message past its cap": text("send_message", IT, '"message": "%s"' % ("m" * (send + 1))),
         "escapes past the cap": text("send_message", IT, '"message": "%s"' % ("\\u00e9" * (send + 1))),

@@ -83,7 +83,7 @@ def test_every_option_is_part_of_the_cache_key(provider):
 
 def test_only_the_offered_function_names_are_admitted(provider):
     grammar = rules(provider.build(MEMGPT, format="gbnf"))
-    names = re.findall(r'"\\"function\\"" ws ":" ws "\\"(\w+)\\""', "\n".join(grammar.values()))
+    names = re.findall(r'^"\{\\"function\\": " "\\"(\w+)\\""', "\n".join(grammar.values()), re.MULTILINE)
     assert sorted(names) == sorted(f["name"] for f in MEMGPT)
     assert grammar["root"] == "call"
     assert grammar["call"] == " | ".join(rule_name(f["name"]) for f in MEMGPT)
@@ -95,16 +95,16 @@ def rule_name(function: str) -> str:
 
 def params_rule(grammar: dict[str, str], function: str) -> str:
     """The rule a function's params use (functions with identical parameters share one rule)."""
-    return grammar[rule_name(function)].split('"\\"params\\"" ws ":" ws ')[1].split()[0]
+    return grammar[rule_name(function)].split('", \\"params\\": " ')[1].split()[0]
 
 
 def test_inner_thoughts_come_first_and_heartbeat_is_a_boolean(provider):
     grammar = rules(provider.build(MEMGPT, format="gbnf"))
     for fn in MEMGPT:
         params = grammar[params_rule(grammar, fn["name"])]
-        assert params.startswith('"{" ws "\\"inner_thoughts\\"" ws ":" ws string ws')
+        assert params.startswith('"{\\"inner_thoughts\\": " string ')
         if "request_heartbeat" in fn["parameters"]["properties"]:
-            assert '"\\"request_heartbeat\\"" ws ":" ws boolean ws' in params
+            assert '", \\"request_heartbeat\\": " boolean' in params
     assert grammar["boolean"] == '"true" | "false"'
 
 
@@ -122,20 +122,17 @@ def test_enum_values_are_the_only_choices(provider):
 
 def test_optional_parameters_may_be_left_out_and_required_ones_may_not(provider):
     params = rules(provider.build(MEMGPT, format="gbnf"))["conversation-search-params"]
-    assert '( "," ws "\\"page\\"" ws ":" ws integer ws )?' in params
+    assert '( ", \\"page\\": " integer )?' in params
     # query and request_heartbeat are required: no "?" around them.
-    assert '"," ws "\\"query\\"" ws ":" ws string ws ( "," ws "\\"page\\""' in params
-    assert params.endswith('"," ws "\\"request_heartbeat\\"" ws ":" ws boolean ws "}"')
+    assert '", \\"query\\": " string ( ", \\"page\\": "' in params
+    assert params.endswith('", \\"request_heartbeat\\": " boolean "}"')
 
 
 def test_a_function_with_no_required_parameters_admits_the_empty_object():
     schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}}}
     grammar = rules(schema_to_gbnf(schema))
     # One alternative per key that can come first, and the empty object.
-    assert (
-        grammar["call"] == '"{" ws ( "\\"a\\"" ws ":" ws integer ws ( "," ws "\\"b\\"" ws ":" ws boolean ws )? '
-        '| "\\"b\\"" ws ":" ws boolean ws | "" ) "}"'
-    )
+    assert grammar["call"] == '"{" ( "\\"a\\": " integer ( ", \\"b\\": " boolean )? | "\\"b\\": " boolean | "" ) "}"'
 
 
 def test_string_length_cap_bounds_every_free_string(provider):
@@ -240,9 +237,9 @@ def test_the_agents_pages_and_minutes_keep_their_range_in_both_forms(provider):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(call("archival_memory_search", query="q", page=-1, request_heartbeat=False), schema)
     grammar = rules(provider.build(SCHEMAS, format="gbnf", max_tokens=512, max_string_length=600))
-    assert '"\\"minutes\\"" ws ":" ws positive-digits-3 ws' in grammar["pause-heartbeats-params"]
+    assert '", \\"minutes\\": " positive-digits-3' in grammar["pause-heartbeats-params"]
     assert grammar["positive-digits-3"] == "[1-9] [0-9]{0,2}"  # 1 to 999: the function refuses 361 and above
-    assert '"\\"page\\"" ws ":" ws positive-digits ws' in grammar["conversation-search-params"]
+    assert '", \\"page\\": " positive-digits' in grammar["conversation-search-params"]
 
 
 def test_a_cap_above_llama_cpps_repetition_limit_is_built_from_chunks():
@@ -267,10 +264,26 @@ def test_strings_admit_every_json_escape_and_any_bracket_or_quote():
     assert char == '[^"\\\\\\x00-\\x1F] | "\\\\" ( ["\\\\/bfnrt] | "u" [0-9a-fA-F]{4} )'
 
 
-def test_whitespace_is_bounded():
-    ws = rules(schema_to_gbnf({"type": "object", "properties": {"a": {"type": "null"}}}))["ws"]
-    assert "*" not in ws and "+" not in ws
-    assert ws == '| " " | "\\n" [ \\t]{0,24}'
+def test_json_is_written_in_the_one_layout_json_dumps_writes():
+    # No whitespace is left to the model: every space is part of a literal (", " and ": "), so all of it is forced.
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "null"}, "b": {"type": "array", "items": {"type": "integer"}}, "c": {}},
+        "required": ["a", "b", "c"],
+    }
+    grammar = schema_to_gbnf(schema)
+    assert "ws" not in rules(grammar)
+    value = {"a": None, "b": [1, 2], "c": {"k": [True, {}], "l": "x y"}}
+    assert gbnf_accepts(grammar, json.dumps(value))
+    other_layouts = [
+        json.dumps(value, indent=2),
+        json.dumps(value, separators=(",", ":")),
+        json.dumps(value).replace("[1", "[ 1"),
+        json.dumps(value).replace('"k": ', '"k" : '),
+        json.dumps(value) + " ",
+    ]
+    for text in other_layouts:
+        assert not gbnf_accepts(grammar, text), text
 
 
 def test_nullable_types_arrays_and_numbers_of_the_community_function(provider):
@@ -280,7 +293,7 @@ def test_nullable_types_arrays_and_numbers_of_the_community_function(provider):
     assert params["required"] == ["inner_thoughts", "destinations", "budget", "request_heartbeat"]
     grammar = rules(provider.build(COMMUNITY, format="gbnf"))
     assert "number" in grammar["plan-trip-params"]
-    assert grammar["plan-trip-params-destinations"].startswith('"[" ws string ws')  # minItems 1: no "?"
+    assert grammar["plan-trip-params-destinations"].startswith('"[" string')  # minItems 1: no "?"
 
 
 GOOD = [
@@ -747,14 +760,15 @@ GOLDEN_CAPS = grammar_cases.string_caps(GOLDEN_FUNCTIONS)
     query=st.text(max_size=GOLDEN_CAPS["conversation_search"] // 2),
     page=st.none() | st.integers(min_value=-(10**15) + 1, max_value=10**16 - 1),
     ascii_only=st.booleans(),
-    indent=st.sampled_from([None, 1, 4]),
 )
-def test_any_text_within_the_caps_written_as_json_is_admitted(thoughts, query, page, ascii_only, indent):
+def test_any_text_within_the_caps_written_as_json_is_admitted(thoughts, query, page, ascii_only):
     params: dict[str, Any] = {"inner_thoughts": thoughts, "query": query}
     if page is not None:
         params["page"] = page
-    sample = json.dumps({"function": "conversation_search", "params": params}, ensure_ascii=ascii_only, indent=indent)
+    sample = json.dumps({"function": "conversation_search", "params": params}, ensure_ascii=ascii_only)
     assert gbnf_accepts(GOLDEN_GRAMMAR, sample), sample
+    # The same call in any other layout is refused: the grammar writes JSON one way only.
+    assert not gbnf_accepts(GOLDEN_GRAMMAR, json.dumps(json.loads(sample), ensure_ascii=ascii_only, indent=1))
 
 
 @settings(max_examples=100, deadline=None)

@@ -109,17 +109,14 @@ def test_llama_cpp_and_the_serverless_matcher_agree_on_near_misses(validator):
     thoughts=st.text(max_size=CAP // 2),
     content=st.text(max_size=CAP // 2),
     ascii_only=st.booleans(),
-    indent=st.sampled_from([None, 2]),
     page=st.none() | st.integers(min_value=0, max_value=10**12),
 )
-def test_any_text_written_as_json_is_accepted(validator, grammar, thoughts, content, ascii_only, indent, page):
+def test_any_text_written_as_json_is_accepted(validator, grammar, thoughts, content, ascii_only, page):
     params: dict[str, Any] = {"inner_thoughts": thoughts, "query": content}
     if page is not None:
         params["page"] = page
     params["request_heartbeat"] = False
-    sample = json.dumps(
-        {"function": "archival_memory_search", "params": params}, ensure_ascii=ascii_only, indent=indent
-    )
+    sample = json.dumps({"function": "archival_memory_search", "params": params}, ensure_ascii=ascii_only)
     assert validator.accepts(grammar, sample), sample
     assert gbnf_accepts(grammar, sample), sample
 

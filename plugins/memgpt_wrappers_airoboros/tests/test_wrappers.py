@@ -24,7 +24,7 @@ GOLDEN_TURNS = (
 
 def test_plain_prompt_is_exactly_this_and_primes_the_call():
     wrapper = plugins.get_wrapper("airoboros-l2-70b-2.1")
-    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + ' {\n  "function":'
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + ' {"function":'
     assert wrapper.grammar is None
 
 

@@ -269,8 +269,7 @@ def test_gemma_gets_the_system_text_in_the_first_user_turn_and_results_joined_to
         f"<start_of_turn>user\nBe Sam.\n\n{instructions}\n\nCore: Chad.\n\n"
         '{"type": "user_message", "message": "hi", "time": "09:01"}<end_of_turn>\n'
         "<start_of_turn>model\n"
-        '{\n  "function": "archival_memory_search",\n  "params": {\n    "inner_thoughts": "Look.",\n'
-        '    "query": "hi"\n  }\n}<end_of_turn>\n'
+        '{"function": "archival_memory_search", "params": {"inner_thoughts": "Look.", "query": "hi"}}<end_of_turn>\n'
         '<start_of_turn>user\nResult of archival_memory_search: {"status": "OK", "message": null}\n\n'
         '{"type": "heartbeat", "reason": "go on", "time": "09:01"}<end_of_turn>\n'
         "<start_of_turn>model\n"

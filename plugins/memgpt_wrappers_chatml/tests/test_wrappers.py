@@ -30,7 +30,7 @@ GRAMMAR = ["chatml-grammar", "dolphin-2.1-mistral-7b-grammar"]
 @pytest.mark.parametrize("name", PLAIN)
 def test_plain_prompt_is_exactly_this_and_primes_the_call(name):
     wrapper = plugins.get_wrapper(name)
-    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{"function":'
     assert wrapper.grammar is None
 
 

@@ -26,7 +26,7 @@ GOLDEN_TURNS = (
 
 def test_plain_prompt_is_exactly_this_and_primes_the_call():
     wrapper = plugins.get_wrapper("zephyr-7B")
-    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{\n  "function":'
+    assert wrapper.prompt(MESSAGES, FUNCTIONS) == GOLDEN_TURNS + '{"function":'
     assert wrapper.grammar is None
 
 
