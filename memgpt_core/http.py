@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import json as jsonlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,20 +93,140 @@ def request_json(
     """Send one request and return the decoded JSON body (or the text when ``expect_json`` is false).
 
     Raises BackendUnavailableError, BackendTimeoutError, BackendHTTPError (status >= 400, with the body) or
-    BackendResponseError (200 but not JSON). The API key is sent as a bearer token and never appears in a message.
+    BackendResponseError (200 but not JSON, or a body cut short). The API key is sent as a bearer token and never
+    appears in a message.
     """
-    import requests
+    response = _send(method, url, backend=backend, json=json, headers=headers, api_key=api_key, timeout=timeout)
+    body = response.text
+    if not expect_json:
+        return body
+    try:
+        return jsonlib.loads(body)
+    except ValueError:
+        what = "an HTML page" if body.lstrip()[:1] == "<" else "text that is not JSON"
+        raise BackendResponseError(
+            f"the {backend} server at {url} answered with {what} instead of JSON: {_snippet(body, api_key)}",
+            url=url,
+            fix=f"this URL is not a {backend} API; check OPENAI_API_BASE (or --endpoint) and BACKEND_TYPE",
+        ) from None
 
+
+def stream_lines(
+    method: str,
+    url: str,
+    *,
+    backend: str,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+    api_key: str | None = None,
+    timeout: float = 600.0,
+) -> Iterator[str]:
+    """Send one request and yield its body line by line as the server writes it, decoded as UTF-8, without the line
+    endings (CRLF, LF or a lone CR, as server-sent events allow; bytes that are not UTF-8 become U+FFFD).
+
+    Nothing is sent before the first ``next()``. Failures are those of ``request_json``, raised from the iterator:
+    BackendUnavailableError, BackendTimeoutError (no byte for ``timeout`` seconds, before or during the body),
+    BackendHTTPError (status >= 400: the whole body is read first, so a backend's error translation works on it as
+    on a plain answer). A body the server breaks off (a connection dropped mid-chunk, fewer bytes than its
+    Content-Length) raises BackendResponseError. A server that ends a body without a length by closing the connection
+    cannot be told from one that crashed at that moment: the reader of the lines must know what a whole answer looks
+    like. The response is closed when the iterator ends, fails or is closed early.
+    """
+    response = _send(
+        method, url, backend=backend, json=json, headers=headers, api_key=api_key, timeout=timeout, stream=True
+    )
+    try:
+        pending = b""
+        while True:
+            with _failures(url, backend, api_key, timeout, answering=True):
+                # read1 returns what has arrived (at least one byte), where read(n) would wait for n bytes.
+                chunk = response.raw.read1(_READ_SIZE)
+            pending += chunk
+            lines, pending = _split_lines(pending, final=not chunk)
+            for line in lines:
+                yield line.decode("utf-8", errors="replace")
+            if not chunk:
+                return
+    finally:
+        response.close()
+
+
+_READ_SIZE = 65536
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+def _split_lines(data: bytes, *, final: bool) -> tuple[list[bytes], bytes]:
+    """The whole lines in ``data`` and the rest. A CR at the very end is kept back until the next read (or the end,
+    ``final``) says whether an LF follows it; at the end, the rest is a last line of its own."""
+    lines: list[bytes] = []
+    start = 0
+    for match in _LINE_END.finditer(data):
+        if match.group() == b"\r" and match.end() == len(data) and not final:
+            break
+        lines.append(data[start : match.start()])
+        start = match.end()
+    rest = data[start:]
+    if final and rest:
+        return [*lines, rest], b""
+    return lines, rest
+
+
+def _send(
+    method: str,
+    url: str,
+    *,
+    backend: str,
+    json: Any,
+    headers: dict[str, str] | None,
+    api_key: str | None,
+    timeout: float,
+    stream: bool = False,
+) -> Any:
+    """Send the request and return the ``requests`` response; a status >= 400 raises BackendHTTPError, its whole
+    body read (and the response closed)."""
     all_headers = dict(headers or {})
     if api_key:
         all_headers.setdefault("Authorization", f"Bearer {api_key}")
     proxies = proxies_for(url)
-    try:
+    with _failures(url, backend, api_key, timeout, proxies=proxies):
         response = _get_session().request(
-            method, url, json=json, headers=all_headers, timeout=(5.0, timeout), proxies=proxies
+            method, url, json=json, headers=all_headers, timeout=(5.0, timeout), proxies=proxies, stream=stream
         )
+    if response.status_code < 400:
+        return response
+    try:
+        with _failures(url, backend, api_key, timeout, answering=True):
+            body = response.text
+    finally:
+        response.close()
+    raise BackendHTTPError(
+        f"the {backend} server at {url} answered {response.status_code} {response.reason}: {_snippet(body, api_key)}",
+        url=url,
+        fix=_http_fix(response.status_code, backend),
+        status=response.status_code,
+        body=redact(body, api_key),
+    )
+
+
+@contextmanager
+def _failures(
+    url: str,
+    backend: str,
+    api_key: str | None,
+    timeout: float,
+    *,
+    proxies: dict[str, str] | None = None,
+    answering: bool = False,
+) -> Iterator[None]:
+    """Turn what ``requests`` (or urllib3, when a streamed body is read) raises into the BackendError it means.
+    ``answering``: the server has begun its answer (a timeout then means it went quiet mid-way)."""
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    try:
+        yield
     except requests.exceptions.ProxyError as exc:
-        proxy = _proxy_used(url, proxies) or "the proxy"
+        proxy = _proxy_used(url, proxies or {}) or "the proxy"
         raise BackendUnavailableError(
             f"could not reach the {backend} server at {url} through the proxy {proxy} ({_reason(exc)})",
             url=url,
@@ -115,14 +238,20 @@ def request_json(
             url=url,
             fix="check the host in OPENAI_API_BASE (or --endpoint), and that a firewall does not block it",
         ) from None
-    except requests.exceptions.ReadTimeout:
-        raise BackendTimeoutError(
-            f"the {backend} server at {url} did not answer within {timeout:g} s",
-            url=url,
-            fix="the model may be too slow for this prompt: use a smaller model or context, or raise MEMGPT_TIMEOUT "
-            "(seconds per request, default 600)",
-        ) from None
+    except (requests.exceptions.ReadTimeout, ReadTimeoutError):
+        raise _timed_out(url, backend, timeout, answering) from None
+    except (
+        requests.exceptions.ChunkedEncodingError,
+        ProtocolError,
+        requests.exceptions.ContentDecodingError,
+        DecodeError,
+        SSLError,
+    ):
+        raise _cut_short(url, backend) from None
     except requests.exceptions.ConnectionError as exc:
+        # requests reports a read timeout while it reads a body as a ConnectionError around urllib3's error.
+        if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+            raise _timed_out(url, backend, timeout, answering) from None
         if _unknown_host(exc):
             host = urlsplit(url).hostname
             raise BackendUnavailableError(
@@ -142,27 +271,28 @@ def request_json(
             fix="check OPENAI_API_BASE (or --endpoint)",
         ) from None
 
-    body = response.text
-    if response.status_code >= 400:
-        raise BackendHTTPError(
-            f"the {backend} server at {url} answered {response.status_code} {response.reason}: "
-            f"{_snippet(body, api_key)}",
-            url=url,
-            fix=_http_fix(response.status_code, backend),
-            status=response.status_code,
-            body=redact(body, api_key),
-        )
-    if not expect_json:
-        return body
-    try:
-        return jsonlib.loads(body)
-    except ValueError:
-        what = "an HTML page" if body.lstrip()[:1] == "<" else "text that is not JSON"
-        raise BackendResponseError(
-            f"the {backend} server at {url} answered with {what} instead of JSON: {_snippet(body, api_key)}",
-            url=url,
-            fix=f"this URL is not a {backend} API; check OPENAI_API_BASE (or --endpoint) and BACKEND_TYPE",
-        ) from None
+
+def _timed_out(url: str, backend: str, timeout: float, answering: bool) -> BackendTimeoutError:
+    what = (
+        f"stopped sending for {timeout:g} s in the middle of its answer"
+        if answering
+        else (f"did not answer within {timeout:g} s")
+    )
+    return BackendTimeoutError(
+        f"the {backend} server at {url} {what}",
+        url=url,
+        fix="the model may be too slow for this prompt: use a smaller model or context, or raise MEMGPT_TIMEOUT "
+        "(seconds per request, default 600)",
+    )
+
+
+def _cut_short(url: str, backend: str) -> BackendResponseError:
+    return BackendResponseError(
+        f"the {backend} server at {url} closed the stream before the answer was complete",
+        url=url,
+        fix=f"the {backend} server may have crashed, restarted or run out of memory: look at its own log, then try "
+        "again",
+    )
 
 
 def _http_fix(status: int, backend: str) -> str:

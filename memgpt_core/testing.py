@@ -154,13 +154,7 @@ GOLDEN_SYSTEM = (
 message, then core's call instructions for GOLDEN_FUNCTIONS. Each format frames it its own way."""
 
 GOLDEN_ANSWER = (
-    "{\n"
-    '  "function": "send_message",\n'
-    '  "params": {\n'
-    '    "inner_thoughts": "A new user. Greet him.",\n'
-    '    "message": "Hello Chad!"\n'
-    "  }\n"
-    "}"
+    '{"function": "send_message", "params": {"inner_thoughts": "A new user. Greet him.", "message": "Hello Chad!"}}'
 )
 """The assistant message of GOLDEN_MESSAGES as a JSON-call wrapper writes it back."""
 
@@ -194,6 +188,13 @@ def assert_light_import(module: str) -> None:
     )
 
 
+def _stream_request(max_tokens: int) -> Any:
+    """A request whose answer runs to ``max_tokens`` (the end-of-text token banned), for the streaming checks."""
+    from memgpt_core.models import CompletionRequest
+
+    return CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=max_tokens, ban_eos=True)
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as sock:
@@ -213,6 +214,9 @@ class BackendConformance:
 
     backend_class: ClassVar[type[Backend]]
     expect_registered: ClassVar[bool] = True
+    stream_max_tokens: ClassVar[int] = 32
+    """Tokens for the streaming checks' answer: enough to take several reads, for a server that sends text in
+    batches (KoboldCpp polls every 20 ms, after a 350 ms start)."""
 
     @pytest.fixture
     def endpoint(self) -> str | None:
@@ -310,7 +314,9 @@ class BackendConformance:
     def test_live_token_cap_is_reported_as_length(self, live_backend: Backend) -> None:
         from memgpt_core.models import CompletionRequest
 
-        done = live_backend.complete(CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=3))
+        done = live_backend.complete(
+            CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=3, ban_eos=True)
+        )
         assert done.finish_reason == "length"
 
     def test_live_token_count_and_context(self, live_backend: Backend) -> None:
@@ -348,6 +354,40 @@ class BackendConformance:
         if grammar.format == "json_schema":
             text = json.loads(text)
         assert text in ("yes", "no"), f"the grammar was not applied: {done.text!r}"
+
+    def test_live_stream_pieces_join_to_the_completion(self, live_backend: Backend) -> None:
+        from memgpt_core.backend import Delta
+        from memgpt_core.models import Completion
+
+        if not self.backend_class.capabilities.streaming:
+            pytest.skip("this backend declares no streaming capability")
+        pieces = list(live_backend.stream(_stream_request(self.stream_max_tokens)))
+        assert pieces and all(isinstance(piece, Delta) for piece in pieces), "stream must yield Delta pieces"
+        with_text = [piece for piece in pieces if piece.text]
+        assert len(with_text) > 1, (
+            f"capabilities.streaming is declared, but a {self.stream_max_tokens}-token answer came as "
+            f"{len(with_text)} piece(s) with text: the text must be yielded as the server writes it"
+        )
+        finals = [index for index, piece in enumerate(pieces) if piece.completion is not None]
+        assert finals == [len(pieces) - 1], "exactly one piece, the last, must carry the completion"
+        completion = pieces[-1].completion
+        assert isinstance(completion, Completion)
+        assert completion.text == "".join(piece.text for piece in pieces), "the completion's text is the pieces joined"
+        assert completion.finish_reason in ("stop", "length")
+
+    def test_live_stream_closed_early_frees_the_server(self, live_backend: Backend) -> None:
+        from memgpt_core.models import CompletionRequest
+
+        if not self.backend_class.capabilities.streaming:
+            pytest.skip("this backend declares no streaming capability")
+        stream = live_backend.stream(_stream_request(self.stream_max_tokens))
+        first = next(stream)
+        assert first.completion is None, "the first of many pieces must not carry the completion yet"
+        stream.close()
+        # The connection was let go: the server answers the next request (a backend that kept reading, or left the
+        # generation running on a one-at-a-time server, would block or fail here).
+        done = live_backend.complete(CompletionRequest(prompt="Once upon a time", max_tokens=4))
+        assert isinstance(done.text, str) and done.finish_reason in ("stop", "length")
 
 
 # -- prompt wrappers ------------------------------------------------------------------------------------------------

@@ -332,5 +332,7 @@ def test_request_json_connection_cut_mid_response_names_the_url(cut_off_server: 
     with pytest.raises(BackendError) as caught:
         request_json("POST", cut_off_server, backend="llamacpp", json={"prompt": "hi"}, timeout=5.0)
     assert not isinstance(caught.value, BackendTimeoutError)
-    assert f"the request to {cut_off_server} failed" in str(caught.value)
+    assert f"the llamacpp server at {cut_off_server} closed the stream before the answer was complete" in str(
+        caught.value
+    )
     assert caught.value.url == cut_off_server

@@ -26,15 +26,28 @@ package's tests:
   lowers a ``max_context_length`` above its ``--contextsize`` to that. So the backend counts first, against the
   smaller of the two, and raises ContextOverflowError itself. An invalid grammar is ignored with a console warning
   (the generation runs unconstrained), so ``memgpt doctor`` checks that constrained output really is constrained.
+- Streaming: ``POST /api/extra/generate/stream`` takes the same body as ``/api/v1/generate`` and answers
+  ``text/event-stream`` over HTTP/1.0 (no length, no chunks: the body ends when KoboldCpp closes the connection).
+  A poller (every 20 ms, after 350 ms) sends what was generated since its last look as ``event: message`` /
+  ``data: {"token": TEXT, "finish_reason": "null"}``, so one event may carry several tokens; once generation has
+  ended, one more event carries the rest of the text (often empty) and the real ``finish_reason`` (``"length"`` or
+  ``"stop"``, with the same meaning as above), then the connection closes. The backend reads to that close, and a
+  stream that ends without a real finish reason was cut short. With ``trim_stop: false`` the stop string comes
+  through the tokens like any text: the backend holds back what could be the start of one and yields nothing past
+  it. A closed connection makes KoboldCpp abort the generation (a failed write ends its poller, which calls
+  ``abort_generate``). Token counts and timings are not in the stream; ``/api/extra/perf`` has the last
+  generation's, but it is global to the server (another client's generation may be the last), so neither
+  ``complete`` nor ``stream`` reports them.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from memgpt_core.backend import Backend, Capabilities
+from memgpt_core.backend import Backend, Capabilities, Delta
 from memgpt_core.errors import (
     BackendHTTPError,
     BackendResponseError,
@@ -45,6 +58,8 @@ from memgpt_core.sampling import to_server
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
 
+_T = TypeVar("_T")
+_STREAM_PATH = "/api/extra/generate/stream"
 _COUNT_LIMIT = 50000
 """KoboldCpp's tokencount answers 0 for a text of this many tokens or more."""
 
@@ -55,7 +70,7 @@ class KoboldCppBackend(Backend):
     name: ClassVar[str] = "koboldcpp"
     default_endpoint: ClassVar[str] = "http://127.0.0.1:5001"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True, server_context=True
+        grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True, server_context=True, streaming=True
     )
     description: ClassVar[str] = "KoboldCpp (/api/v1/generate; GBNF grammars, exact token counts, real context)"
     busy_wait: float = 30.0
@@ -66,8 +81,64 @@ class KoboldCppBackend(Backend):
         self._server_context: int | None = None  # read once: the server's --contextsize (0: it does not say)
 
     def complete(self, request: CompletionRequest) -> Completion:
-        from memgpt_core.models import Completion
+        body, prompt_tokens = self._generate_body(request)
+        url = self.endpoint + "/api/v1/generate"
+        answer = self._retry_busy(lambda: self.request("POST", "/api/v1/generate", body))
+        try:
+            result = answer["results"][0]
+            text = result["text"]
+        except (KeyError, IndexError, TypeError):
+            raise BackendResponseError(
+                f"KoboldCpp at {url} answered without results[0].text: {str(answer)[:200]}",
+                url=url,
+                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
+            ) from None
+        if not isinstance(text, str):
+            raise BackendResponseError(
+                f"KoboldCpp at {url} answered a results[0].text that is not text: {str(answer)[:200]}",
+                url=url,
+                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
+            )
+        return self._completion(text, result.get("finish_reason"), request.stop, prompt_tokens, url)
 
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """``POST /api/extra/generate/stream``: the body ``complete`` sends, the text yielded as KoboldCpp writes it.
+
+        Each event is ``event: message`` with ``data: {"token": TEXT, "finish_reason": "null"}``; the last one names
+        the real reason (``"length"`` or ``"stop"``), and KoboldCpp then closes the connection (see the module
+        docstring), so the stream is read to its end. Text that may be the start of a stop string is held back
+        until it is known not to be one, and nothing after a stop string is yielded.
+        """
+        body, prompt_tokens = self._generate_body(request)
+        url = self.endpoint + _STREAM_PATH
+        stream = self._retry_busy(lambda: self._open_stream(body, url))
+        text, sent, cut, finish = "", 0, None, None
+        try:
+            for event in stream:
+                token, finish = self._stream_event(event, url)
+                if cut is not None:
+                    continue  # past a stop string: KoboldCpp stops there too; read on to its last event
+                text += token
+                cut = _stop_at(text, request.stop)
+                upto = cut if cut is not None else len(text) - _partial_stop(text, request.stop)
+                if upto > sent:
+                    yield Delta(text=text[sent:upto])
+                    sent = upto
+        finally:
+            stream.close()
+        if finish not in ("length", "stop"):
+            raise BackendResponseError(
+                f"KoboldCpp at {url} ended its stream without saying why it stopped (no event with a "
+                f"finish_reason of length or stop) after {len(text)} characters: the answer was cut short",
+                url=url,
+                fix="KoboldCpp may have crashed or been stopped: look at its console, then try again",
+            )
+        rest = text[sent:] if cut is None else ""
+        yield Delta(text=rest, completion=self._completion(text, finish, request.stop, prompt_tokens, url))
+
+    def _generate_body(self, request: CompletionRequest) -> tuple[dict[str, Any], int | None]:
+        """The generate body (``complete`` and ``stream`` send the same one), after the context check; with the
+        prompt's token count when it was counted."""
         grammar = self.accepted_grammar(request)
         if self._server_context is None:
             self._server_context = self.context_window() or 0
@@ -99,28 +170,20 @@ class KoboldCppBackend(Backend):
             body["grammar"] = grammar.text
             # Each call is a fresh function call: grammar state carried over from the last one would reject it.
             body["grammar_retain_state"] = False
-        url = self.endpoint + "/api/v1/generate"
-        answer = self._generate(body)
-        try:
-            result = answer["results"][0]
-            text = result["text"]
-        except (KeyError, IndexError, TypeError):
-            raise BackendResponseError(
-                f"KoboldCpp at {url} answered without results[0].text: {str(answer)[:200]}",
-                url=url,
-                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
-            ) from None
-        if not isinstance(text, str):
-            raise BackendResponseError(
-                f"KoboldCpp at {url} answered a results[0].text that is not text: {str(answer)[:200]}",
-                url=url,
-                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
-            )
-        cut = _stop_at(text, request.stop)
+        return body, prompt_tokens
+
+    def _completion(
+        self, text: str, finish_reason: Any, stops: list[str], prompt_tokens: int | None, url: str
+    ) -> Completion:
+        """The Completion for KoboldCpp's whole text: cut at the first stop string (then ``stop``), else ``stop``
+        only for KoboldCpp's own ``stop`` (the end-of-text token); an empty answer is an EmptyCompletionError."""
+        from memgpt_core.models import Completion
+
+        cut = _stop_at(text, stops)
         if cut is not None:
             text, finish = text[:cut], "stop"
         else:
-            finish = "stop" if result.get("finish_reason") == "stop" else "length"
+            finish = "stop" if finish_reason == "stop" else "length"
         if not text:
             how = "a stop string" if cut is not None else "its end-of-text token"
             raise EmptyCompletionError(
@@ -130,6 +193,43 @@ class KoboldCppBackend(Backend):
                 "start of an answer (`memgpt doctor` checks both); KoboldCpp's console shows what it generated",
             )
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens)
+
+    def _open_stream(self, body: dict[str, Any], url: str) -> Iterator[Any]:
+        """Send the streamed generate and wait for its first event, so that a refusal (busy, password) is raised
+        here, where ``_retry_busy`` sees it; returns the events, the first one included."""
+        from memgpt_core.http import stream_lines
+        from memgpt_core.sse import events
+
+        stream = events(
+            stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        )
+        try:
+            first = next(stream, None)
+        except BaseException:
+            stream.close()
+            raise
+        return _prepend(first, stream)
+
+    def _stream_event(self, event: Any, url: str) -> tuple[str, str]:
+        """The token and finish reason of one streamed event; anything else is a BackendResponseError."""
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            data = None
+        if (
+            event.event != "message"
+            or not isinstance(data, dict)
+            or not isinstance(data.get("token"), str)
+            or not isinstance(data.get("finish_reason"), str)
+        ):
+            shown = " ".join(f"event: {event.event} data: {event.data}".split())[:200]
+            raise BackendResponseError(
+                f"KoboldCpp at {url} streamed an event that is not a message with a 'token' and a "
+                f"'finish_reason': {shown!r}",
+                url=url,
+                fix="check that OPENAI_API_BASE points at KoboldCpp (default http://127.0.0.1:5001)",
+            )
+        return data["token"], data["finish_reason"]
 
     def count_tokens(self, text: str) -> int | None:
         count = self._count(text)
@@ -164,13 +264,14 @@ class KoboldCppBackend(Backend):
 
     # -- plumbing ----------------------------------------------------------------------------------------------------
 
-    def _generate(self, body: dict[str, Any]) -> Any:
-        """``POST /api/v1/generate``, retried while KoboldCpp answers busy, for up to ``busy_wait`` seconds."""
+    def _retry_busy(self, send: Callable[[], _T]) -> _T:
+        """``send()`` (a generation request), retried while KoboldCpp answers busy, for up to ``busy_wait`` seconds;
+        any other refusal, or busy for too long, is raised in KoboldCpp's words (``_translate``)."""
         deadline = time.monotonic() + self.busy_wait
         pause = 0.1
         while True:
             try:
-                return self.request("POST", "/api/v1/generate", body)
+                return send()
             except BackendHTTPError as exc:
                 if not _is_busy(exc) or time.monotonic() + pause > deadline:
                     raise self._translate(exc) from None
@@ -212,6 +313,27 @@ def _is_busy(exc: BackendHTTPError) -> bool:
     except (ValueError, AttributeError):
         return False
     return isinstance(detail, dict) and detail.get("type") == "service_unavailable"
+
+
+def _partial_stop(text: str, stops: list[str]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop string (0 when none could)."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+def _prepend(first: Any, rest: Generator[Any, None, None]) -> Generator[Any, None, None]:
+    """``first`` (unless None) and then ``rest``; closing this closes ``rest``."""
+    try:
+        if first is not None:
+            yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def _stop_at(text: str, stops: list[str]) -> int | None:

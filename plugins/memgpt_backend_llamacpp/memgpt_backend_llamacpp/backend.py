@@ -2,6 +2,17 @@
 
 Only the standard library and core's light contract modules are imported here; requests and pydantic are imported
 inside the methods that send a request or build a Completion.
+
+Streaming (``stream``), from llama.cpp's tools/server/README.md and server source, checked against the real server in
+this package's tests: ``POST /completion`` with ``"stream": true`` answers ``text/event-stream``, one ``data: {json}``
+event per token. Each object has the token's text in ``content`` and ``"stop": false``; the last one has
+``"stop": true``, an empty ``content`` and the fields of a whole answer (``stop_type``, ``stopping_word``,
+``tokens_evaluated``, ``tokens_predicted``, ``timings``, ``model`` ...), so the Completion is built from it by the code
+``complete`` uses, with the pieces' text joined. A stop string is held back while it may still match and never sent.
+A request the server refuses (a prompt over the context, a bad grammar) is answered with an HTTP error before any
+event, as without streaming. A failure after the stream began is an event of its own: ``data: {"error": {...}}`` in
+current servers, an ``error: {...}`` line in older ones; both are read like the same HTTP error. Comment lines (the
+``--sse-ping-interval`` keep-alives) are skipped.
 """
 
 from __future__ import annotations
@@ -12,10 +23,10 @@ import os
 import shlex
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from memgpt_core.backend import Backend, Capabilities, ChatTemplate, EmbeddedServer, Progress
+from memgpt_core.backend import Backend, Capabilities, ChatTemplate, Delta, EmbeddedServer, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -54,7 +65,7 @@ class LlamaCppBackend(Backend):
         grammar_formats=frozenset({"gbnf", "json_schema"}),
         exact_tokenizer=True,
         server_context=True,
-        streaming=False,
+        streaming=True,
         chat_template=True,
         embedded=True,
         embeddings=True,
@@ -72,6 +83,65 @@ class LlamaCppBackend(Backend):
 
     def complete(self, request: CompletionRequest) -> Completion:
         """``POST /completion`` with the prompt cache on and one slot per agent, read back as a Completion."""
+        data = self._request("POST", "/completion", self._completion_body(request))
+        return self._completion(data)
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """``POST /completion`` with ``stream: true``: the same request as ``complete``, its text yielded token by
+        token as llama-server writes it (see the module docstring for the stream's format)."""
+        body = self._completion_body(request)
+        body["stream"] = True
+        url = self.endpoint + "/completion"
+        pieces: list[str] = []
+        objects = self._stream_objects(body, url)
+        try:
+            for data in objects:
+                content = data.get("content")
+                if not isinstance(content, str):
+                    if "prompt_progress" in data:  # asked for with return_progress: no text yet
+                        continue
+                    raise self._unexpected("/completion", data, "a 'content' string in a streamed piece")
+                if data.get("stop") is True:
+                    pieces.append(content)
+                    yield Delta(text=content, completion=self._completion(data, text="".join(pieces)))
+                    return
+                if content:
+                    pieces.append(content)
+                    yield Delta(text=content)
+        finally:
+            objects.close()
+        raise BackendResponseError(
+            f"the llama.cpp server at {url} ended its stream after {len(pieces)} pieces, without the last one "
+            '(the object with "stop": true): the answer was cut short',
+            url=url,
+            fix="llama-server may have crashed or been stopped: look at its log, then try again",
+        )
+
+    def _stream_objects(self, body: dict[str, Any], url: str) -> Generator[dict[str, Any], None, None]:
+        """The JSON objects of a streamed ``/completion``, in order. An HTTP error before the stream, or an error
+        object inside it, is raised as ``complete`` would raise it (``_translate``)."""
+        from memgpt_core.http import stream_lines
+        from memgpt_core.sse import events
+
+        lines = stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        stream = events(lines, lone_fields=("error",))
+        try:
+            while True:
+                try:
+                    event = next(stream)
+                except StopIteration:
+                    return
+                except BackendHTTPError as exc:  # refused before the stream began
+                    raise self._translate(exc, url) from None
+                data = self._stream_object(event.data, url)
+                if event.event == "error" or "error" in data:
+                    raise self._translate(_stream_error(data.get("error", data), url), url)
+                yield data
+        finally:
+            stream.close()
+
+    def _completion_body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The ``/completion`` body for a request, without streaming: ``complete`` and ``stream`` both send it."""
         if request.context_window:
             self.check_context_window(request.context_window)
         # Sampling settings under llama.cpp's names (core's table, memgpt_core.sampling; DRY included).
@@ -102,8 +172,23 @@ class LlamaCppBackend(Backend):
         slot = self.slot_for(request.cache_key)
         if slot is not None:
             body["id_slot"] = slot
-        data = self._request("POST", "/completion", body)
-        return self._completion(data)
+        return body
+
+    def _stream_object(self, data: str, url: str) -> dict[str, Any]:
+        """One streamed piece's JSON object; anything else is a BackendResponseError naming the URL."""
+        try:
+            value = json.loads(data)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            shown = " ".join(data.split())[:200]
+            raise BackendResponseError(
+                f"the server at {url} streamed a piece that is not a JSON object: {shown!r}",
+                url=url,
+                fix="this does not look like llama.cpp's server; check OPENAI_API_BASE (or --endpoint) and "
+                "BACKEND_TYPE",
+            )
+        return value
 
     def count_tokens(self, text: str) -> int:
         """``POST /tokenize``: the model's own token count for text sent as a prompt (special tokens parsed)."""
@@ -356,13 +441,16 @@ class LlamaCppBackend(Backend):
             body=exc.body,
         )
 
-    def _completion(self, data: Any) -> Completion:
+    def _completion(self, data: Any, *, text: str | None = None) -> Completion:
+        """The Completion for ``/completion``'s answer ``data``; for a stream, ``data`` is its last piece (with the
+        same counts, timings and stop type as a whole answer) and ``text`` the pieces joined."""
         from memgpt_core.models import Completion
 
         url = self.endpoint + "/completion"
         if not isinstance(data, dict) or not isinstance(data.get("content"), str):
             raise self._unexpected("/completion", data, "an object with a 'content' string")
-        text = data["content"]
+        if text is None:
+            text = data["content"]
         stop_type = data.get("stop_type")
         if stop_type is None:  # servers before stop_type reported booleans
             stop_type = "limit" if data.get("stopped_limit") else "word" if data.get("stopped_word") else "eos"
@@ -424,6 +512,19 @@ def _error_object(body: str) -> dict[str, Any]:
         if isinstance(error, str):
             return {"message": error}
     return {}
+
+
+def _stream_error(error: Any, url: str) -> BackendHTTPError:
+    """An error object llama-server wrote into a stream, as the HTTP error it stands for (so ``_translate`` reads
+    it as it reads a refused request)."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    status = _int(error.get("code")) or 500
+    return BackendHTTPError(
+        f"the llama.cpp server at {url} stopped its stream with an error",
+        url=url,
+        status=status,
+        body=json.dumps({"error": error}),
+    )
 
 
 def _int(value: Any) -> int | None:

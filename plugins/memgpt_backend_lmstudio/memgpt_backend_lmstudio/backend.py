@@ -16,6 +16,11 @@ Facts from LM Studio's documentation and its users' reports:
 - ``GET /api/v1/models`` (LM Studio 0.4+) lists ``loaded_instances[].config.context_length``: the real context.
 - With authentication on (0.4+), every request needs ``Authorization: Bearer TOKEN``.
 - No end-of-text override is documented, so ``CompletionRequest.ban_eos`` is ignored here.
+- Streaming (``"stream": true`` on both routes): server-sent events, ``data: {chunk}`` with ``choices[0].text``
+  (completions) or ``choices[0].delta.content`` (chat) pieces, a last chunk with ``finish_reason``, then
+  ``data: [DONE]`` (as its users' reports show). ``stream_options.include_usage`` (0.3.18 and later; an older LM
+  Studio ignores it and sends no counts) adds a chunk with ``usage``. Since 0.3.18 an error while streaming comes
+  "in the format OpenAI clients expect": ``data: {"error": ...}``.
 
 MemGPT 0.3.25's ``lmstudio-legacy`` (``memgpt/local_llm/lmstudio/api.py``, ``api="chat"``) sent the whole finished
 prompt as the one user message to ``/v1/chat/completions`` at ``http://localhost:1234`` and read
@@ -30,9 +35,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.backend import Backend, Capabilities, Progress
+from memgpt_core.backend import Backend, Capabilities, Delta, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -41,7 +47,14 @@ from memgpt_core.errors import (
     ContextOverflowError,
     EmptyCompletionError,
 )
-from memgpt_core.openai_style import completion_body, read_completion, read_error, read_models
+from memgpt_core.openai_style import (
+    completion_body,
+    read_completion,
+    read_error,
+    read_models,
+    read_stream,
+    stream_body,
+)
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -51,6 +64,7 @@ _OVERFLOW = re.compile(
     r"|maximum context length",
     re.IGNORECASE,
 )
+_CHECK_URL = "check that OPENAI_API_BASE points at LM Studio's server (default http://127.0.0.1:1234)"
 _NO_MODEL = re.compile(r"no models? (is )?loaded|model is unloaded", re.IGNORECASE)
 _NUMBERS = (
     # (pattern, group of prompt tokens, group of the context length)
@@ -68,7 +82,7 @@ class LMStudioBackend(Backend):
     # No HTTP tokenizer (token counts exist only in its SDK), so exact_tokenizer stays False. The loaded context is
     # read from /api/v1/models, which LM Studio 0.4 and later serve; older versions answer None.
     capabilities: ClassVar[Capabilities] = Capabilities(
-        grammar_formats=frozenset({"json_schema"}), exact_tokenizer=False, server_context=True
+        grammar_formats=frozenset({"json_schema"}), exact_tokenizer=False, server_context=True, streaming=True
     )
     description: ClassVar[str] = "LM Studio local server (/v1/completions; JSON-schema structured output)"
 
@@ -78,6 +92,42 @@ class LMStudioBackend(Backend):
         return request.grammar is not None
 
     def complete(self, request: CompletionRequest) -> Completion:
+        path, body = self._body(request)
+        url = self.endpoint + path
+        answer = self._post(path, body)
+        return self._finished(read_completion(answer, url, server="LM Studio", fix=_CHECK_URL), url)
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """The same request as ``complete``, to the same route, streamed with ``stream_options.include_usage``.
+        LM Studio's errors, before the stream or in it, are read as ``complete`` reads them (an overflow is
+        ContextOverflowError, no model loaded says to load one)."""
+        from memgpt_core.http import stream_lines
+
+        path, body = self._body(request)
+        url = self.endpoint + path
+        lines = stream_lines(
+            "POST",
+            url,
+            backend=self.name,
+            json=stream_body(body, include_usage=True),
+            api_key=self.api_key,
+            timeout=self.timeout,
+        )
+        deltas = read_stream(
+            lines, url, server="LM Studio", fix=_CHECK_URL, on_error=lambda said: _explain(said.message, url, None)
+        )
+        try:
+            for delta in deltas:
+                if delta.completion is not None:
+                    self._finished(delta.completion, url)
+                yield delta
+        except BackendHTTPError as exc:  # refused before streaming anything
+            raise _explain(read_error(exc.body).message or exc.body, url, exc) from None
+        finally:
+            deltas.close()
+
+    def _body(self, request: CompletionRequest) -> tuple[str, dict[str, Any]]:
+        """The route and body of one completion (``stream: false``), for ``complete`` and ``stream`` alike."""
         grammar = self.accepted_grammar(request)
         chat = self._chat(request)
         path = "/v1/chat/completions" if chat else "/v1/completions"
@@ -87,14 +137,10 @@ class LMStudioBackend(Backend):
                 "type": "json_schema",
                 "json_schema": {"name": "function_call", "strict": True, "schema": _schema(grammar.text)},
             }
-        url = self.endpoint + path
-        answer = self._post(path, body)
-        done = read_completion(
-            answer,
-            url,
-            server="LM Studio",
-            fix="check that OPENAI_API_BASE points at LM Studio's server (default http://127.0.0.1:1234)",
-        )
+        return path, body
+
+    @staticmethod
+    def _finished(done: Completion, url: str) -> Completion:
         if not done.text:
             raise EmptyCompletionError(
                 f"LM Studio at {url} returned an empty completion",

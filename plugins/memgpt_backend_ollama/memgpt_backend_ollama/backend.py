@@ -25,6 +25,11 @@ docs/faq.mdx, docs/modelfile.mdx in ollama/ollama) and, where the documentation 
   answer 400 "the prompt is longer than the context length currently available to the model ...". There is no
   tokenize endpoint, so this backend estimates the prompt (core's documented estimate) and refuses a prompt that
   would not fit, before sending.
+- Streaming (``stream`` true, Ollama's default; docs/api.md, docs/api/streaming.mdx, docs/api/errors.mdx,
+  server/routes.go ``streamResponse``): ``application/x-ndjson``, one JSON object a line, each with a ``response``
+  piece and ``done: false``; the last line has ``done: true``, ``done_reason`` and the counts and durations of the
+  whole answer (its ``response`` may be empty or the last piece). An error before anything was written is the usual
+  status with ``{"error": "..."}``; after that, one more line ``{"error": "..."}`` ends the stream.
 - ``GET /api/tags`` lists the pulled models (``models[].name``); ``POST /api/show`` ``{"model"}`` answers
   ``parameters`` (the Modelfile's, one ``name value`` per line, ``num_ctx`` among them when set), ``template``,
   ``model_info`` (``<architecture>.context_length``: the length the model was trained for; with ``"verbose": true``
@@ -50,12 +55,13 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from memgpt_core.backend import Backend, Capabilities, ChatTemplate, Progress
+from memgpt_core.backend import Backend, Capabilities, ChatTemplate, Delta, Progress
 from memgpt_core.errors import (
+    BackendError,
     BackendHTTPError,
     BackendLoadingError,
     BackendResponseError,
@@ -111,6 +117,7 @@ class OllamaBackend(Backend):
         server_context=True,
         chat_template=True,
         embeddings=True,
+        streaming=True,
     )
     description: ClassVar[str] = "Ollama (/api/generate, raw prompts; JSON-schema structured outputs)"
 
@@ -150,6 +157,57 @@ class OllamaBackend(Backend):
 
     def complete(self, request: CompletionRequest) -> Completion:
         """``POST /api/generate`` with ``raw: true``, the grammar as ``format`` and the limits in ``options``."""
+        body, prompt_tokens = self._body(request)
+        answer = self.request("POST", "/api/generate", body)
+        return self._completion(answer, estimated_prompt=prompt_tokens)
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """The same request as ``complete`` with ``stream: true``: one ``response`` piece a line, the last line
+        (``done: true``) read as ``complete`` reads its one answer. A stream that ends without that line, a line that
+        is not a JSON object with a ``response`` text, or an ``{"error"}`` line raises a BackendError naming the URL
+        (an error Ollama sends mid-stream is read as the same error in an HTTP answer would be)."""
+        from memgpt_core.http import stream_lines
+
+        body, prompt_tokens = self._body(request)
+        body["stream"] = True
+        url = self.endpoint + "/api/generate"
+        lines = stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        pieces: list[str] = []
+        last: dict[str, Any] | None = None
+        try:
+            for line in lines:
+                if not line.strip():
+                    continue
+                data = _line(line, url, self.default_endpoint)
+                if "error" in data:
+                    raise self._stream_error(data["error"], url)
+                text = data.get("response")
+                if not isinstance(text, str):
+                    raise _not_a_line(line, "without a 'response' text", url, self.default_endpoint)
+                if text:
+                    pieces.append(text)
+                    yield Delta(text=text)
+                if data.get("done") is True:
+                    last = data
+                    break
+        except BackendHTTPError as exc:  # refused before streaming anything
+            raise self._explain(exc) from None
+        finally:
+            lines.close()
+        if last is None:
+            raise BackendResponseError(
+                f"Ollama at {url} ended its streamed answer before its last line (done: true), after "
+                f"{len(''.join(pieces))} characters: the answer was cut short",
+                url=url,
+                fix="Ollama may have stopped or crashed mid-answer: look at its log (`ollama serve` output, or "
+                "server.log), then try again",
+            )
+        completion = self._completion({**last, "response": "".join(pieces)}, estimated_prompt=prompt_tokens)
+        yield Delta(text="", completion=completion)
+
+    def _body(self, request: CompletionRequest) -> tuple[dict[str, Any], int | None]:
+        """The body of one ``/api/generate`` (``stream: false``) for ``complete`` and ``stream``, and the prompt's
+        estimated size, after the check that it fits."""
         grammar = self.accepted_grammar(request)
         schema = _schema(grammar.text, grammar.provider) if grammar is not None else None
         model = self.require_model()
@@ -176,8 +234,22 @@ class OllamaBackend(Backend):
         }
         if schema is not None:
             body["format"] = schema
-        answer = self.request("POST", "/api/generate", body)
-        return self._completion(answer, estimated_prompt=prompt_tokens)
+        return body, prompt_tokens
+
+    def _stream_error(self, error: Any, url: str) -> BackendError | MemGPTError:
+        """An ``{"error"}`` line, read as ``_explain`` reads the same error in an HTTP answer; one that means nothing
+        more particular is a BackendResponseError (the stream itself was answered 200)."""
+        message = error if isinstance(error, str) else json.dumps(error)
+        fix = "look at Ollama's log (`ollama serve` output, or server.log) for the cause, then try again"
+        said = BackendHTTPError(message, url=url, fix=fix, status=500, body=json.dumps({"error": message}))
+        explained = self._explain(said)
+        if explained is not said and type(explained) is not BackendHTTPError:
+            return explained
+        return BackendResponseError(
+            f"Ollama at {url} broke off its answer with an error: {message}",
+            url=url,
+            fix=explained.fix or fix,
+        )
 
     def _check_fits(self, request: CompletionRequest, window: int | None) -> int | None:
         """The prompt's estimated size; ContextOverflowError when it and the answer's room exceed ``window``.
@@ -503,6 +575,25 @@ def _error_text(body: str) -> str:
         return body
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, str) else body
+
+
+def _line(line: str, url: str, default_endpoint: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise _not_a_line(line, "that is not JSON", url, default_endpoint) from None
+    if not isinstance(data, dict):
+        raise _not_a_line(line, "that is not a JSON object", url, default_endpoint)
+    return data
+
+
+def _not_a_line(line: str, what: str, url: str, default_endpoint: str) -> BackendResponseError:
+    shown = " ".join(line.split())[:200]
+    return BackendResponseError(
+        f"the server at {url} streamed a line {what}, where Ollama writes a piece of its answer: {shown}",
+        url=url,
+        fix=f"check that OPENAI_API_BASE (or --endpoint) points at Ollama (default {default_endpoint})",
+    )
 
 
 def _modelfile_num_ctx(parameters: Any) -> int | None:

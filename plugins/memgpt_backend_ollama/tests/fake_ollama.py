@@ -9,6 +9,13 @@ docs/faq.mdx, docs/modelfile.mdx) and, where it is silent, from its server code 
   ``unload`` for an empty prompt with ``keep_alive: 0``), ``context`` (token ids, left out for a raw request:
   "raw mode will not return a context"), ``total_duration``, ``load_duration``, ``prompt_eval_count``,
   ``prompt_eval_duration``, ``eval_count``, ``eval_duration`` (durations in nanoseconds).
+- ``stream`` (default true; docs/api.md, docs/api/streaming.mdx, docs/api/errors.mdx, server/routes.go
+  ``streamResponse``): the answer is ``application/x-ndjson``, one object a line: ``model``, ``created_at``,
+  ``response`` (a piece of the text), ``done: false``; the last line ``done: true`` with ``done_reason`` and the
+  counts and durations of the whole answer, its ``response`` empty ("empty if the response was streamed"). An error
+  before any line is written keeps its status and ``{"error"}`` body (``c.JSON``); one after that is one more line,
+  ``{"error": "..."}``, which ends the stream with status 200 already sent. The empty-prompt load answers one
+  object (``c.JSON``), streamed or not.
 - ``raw: true`` applies no template; with ``system``, ``template`` or ``context`` it is refused with 400 ``raw mode
   does not support template, system, or context``. ``think: true`` for a model without the thinking capability is
   400 ``"NAME" does not support thinking``; false is accepted by every model.
@@ -42,7 +49,10 @@ docs/faq.mdx, docs/modelfile.mdx) and, where it is silent, from its server code 
   501 ``This server does not support embeddings. Start it with `--embeddings```.
 
 The "model" writes the first of ``answers`` that fits the request's ``format`` (Ollama's structured outputs never
-produce anything else), cut by ``num_predict`` and ``stop``. Its tokenizer counts 4 bytes of UTF-8 per token.
+produce anything else), cut by ``num_predict`` and ``stop``. Its tokenizer counts 4 bytes of UTF-8 per token, and a
+stream has one token a line. The faults a test may switch on while streaming: ``fail_after`` (the model fails after
+that many lines, as Ollama reports it), ``cut_after`` (the stream ends after that many lines without its last one,
+as when the server dies), ``garbage_after`` (a line that is not JSON follows them).
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -138,6 +149,9 @@ class FakeOllama:
     load_seconds: float = 0.0
     prompt_tokens_per_second: float = 500.0
     tokens_per_second: float = 40.0
+    fail_after: int | None = None
+    cut_after: int | None = None
+    garbage_after: int | None = None
     loaded: dict[str, int] = field(default_factory=dict)
     """Loaded model name -> the context it was loaded with."""
     truncated: list[int] = field(default_factory=list)
@@ -438,4 +452,22 @@ class FakeOllama:
             eval_count=eval_count,
             eval_duration=eval_ns,
         )
-        return self._json(answer)
+        if body.get("stream") is False:
+            return self._json(answer)
+        return Response(self._lines(answer), content_type="application/x-ndjson")
+
+    def _lines(self, answer: dict[str, Any]) -> Iterator[str]:
+        """``answer`` as Ollama streams it: a line per piece of ``response`` (four characters), then the last line."""
+        text = answer["response"]
+        pieces = [text[i : i + BYTES_PER_TOKEN] for i in range(0, len(text), BYTES_PER_TOKEN)]
+        for sent, piece in enumerate(pieces):
+            if sent == self.fail_after:
+                yield json.dumps({"error": RUN_FAILED}) + "\n"
+                return
+            if sent == self.cut_after:
+                return
+            if sent == self.garbage_after:
+                yield "<html><body>502 Bad Gateway</body></html>\n"
+                return
+            yield json.dumps({"model": answer["model"], "created_at": now(), "response": piece, "done": False}) + "\n"
+        yield json.dumps({**answer, "created_at": now(), "response": ""}) + "\n"

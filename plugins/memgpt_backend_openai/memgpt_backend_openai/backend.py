@@ -34,10 +34,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.backend import Backend, Capabilities, Progress
+from memgpt_core.backend import Backend, Capabilities, Delta, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
@@ -55,6 +55,8 @@ from memgpt_core.openai_style import (
     read_completion,
     read_error,
     read_models,
+    read_stream,
+    stream_body,
 )
 
 if TYPE_CHECKING:
@@ -70,13 +72,22 @@ STRUCTURED_OUTPUTS_SINCE = (0, 10, 2)
 
 # Every dialect declares embeddings: ``/v1/embeddings`` is part of the OpenAI API, and a server that was not started
 # for it (llama.cpp without --embeddings, vLLM serving a generative model) is told by ``embed`` with the fix.
+# Every dialect streams too: ``"stream": true`` on /v1/completions is part of the OpenAI API (see ``stream``).
 _LLAMA_CPP_CAPABILITIES = Capabilities(
-    grammar_formats=frozenset({"gbnf", "json_schema"}), exact_tokenizer=True, server_context=True, embeddings=True
+    grammar_formats=frozenset({"gbnf", "json_schema"}),
+    exact_tokenizer=True,
+    server_context=True,
+    embeddings=True,
+    streaming=True,
 )
 _VLLM_CAPABILITIES = Capabilities(
-    grammar_formats=frozenset({"json_schema"}), exact_tokenizer=True, server_context=True, embeddings=True
+    grammar_formats=frozenset({"json_schema"}),
+    exact_tokenizer=True,
+    server_context=True,
+    embeddings=True,
+    streaming=True,
 )
-_GENERIC_CAPABILITIES = Capabilities(embeddings=True)
+_GENERIC_CAPABILITIES = Capabilities(embeddings=True, streaming=True)
 
 # The context-length refusals, as llama.cpp, vLLM (in the wordings of its releases) and OpenAI's API write them.
 _OVERFLOW = re.compile(
@@ -150,7 +161,7 @@ class OpenAICompatibleBackend(Backend):
         if dialect == VLLM:
             return _VLLM_CAPABILITIES
         listed = any(card.max_model_len for card in self.served() or [])
-        return Capabilities(server_context=listed, embeddings=True)
+        return Capabilities(server_context=listed, embeddings=True, streaming=True)
 
     def server(self) -> str:
         """The server as messages name it."""
@@ -199,6 +210,52 @@ class OpenAICompatibleBackend(Backend):
     def complete(self, request: CompletionRequest) -> Completion:
         """``POST /v1/completions`` with the prompt, ``max_tokens``, ``stop``, the sampling settings, the model, and
         the dialect's structured-output and end-of-text fields."""
+        body = self._body(request)
+        url = self.endpoint + "/v1/completions"
+        answer = self._call("POST", "/v1/completions", body)
+        return self._finished(read_completion(answer, url, server=self.server(), fix=self._wrong_url()), url)
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """The same request as ``complete``, streamed: ``"stream": true``, and for llama.cpp and vLLM (which document
+        it) ``stream_options.include_usage``, so the last piece has the token counts; a server of unknown kind may
+        refuse a field it does not know, so it is sent none and its counts may be missing. llama.cpp and vLLM end
+        every stream with ``[DONE]``, so one without it was cut short; for others a finish reason is the end.
+
+        Errors: an HTTP error before the stream is what ``complete`` raises for it; an error the server sends
+        mid-stream is read the same way (an overflow is ContextOverflowError), else BackendResponseError."""
+        from memgpt_core.http import stream_lines
+
+        body = self._body(request)
+        known = self.dialect() in (LLAMA_CPP, VLLM)
+        url = self.endpoint + "/v1/completions"
+        lines = stream_lines(
+            "POST",
+            url,
+            backend=self.name,
+            json=stream_body(body, include_usage=known),
+            api_key=self.api_key,
+            timeout=self.timeout,
+        )
+        deltas = read_stream(
+            lines,
+            url,
+            server=self.server(),
+            fix=self._wrong_url(),
+            on_error=lambda said: self._stream_error(said, url),
+            needs_done=known,
+        )
+        try:
+            for delta in deltas:
+                if delta.completion is not None:
+                    self._finished(delta.completion, url)
+                yield delta
+        except BackendHTTPError as exc:  # the server refused the request before streaming anything
+            raise self._translate(exc, url) from None
+        finally:
+            deltas.close()
+
+    def _body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The body of one completion (``stream: false``), for ``complete`` and ``stream`` alike."""
         dialect = self.dialect()
         grammar = self.accepted_grammar(request)
         body = completion_body(
@@ -208,14 +265,10 @@ class OpenAICompatibleBackend(Backend):
             body.update(self._grammar_fields(grammar, dialect))
         if request.ban_eos and dialect in (LLAMA_CPP, VLLM):
             body["ignore_eos"] = True
-        url = self.endpoint + "/v1/completions"
-        answer = self._call("POST", "/v1/completions", body)
-        done = read_completion(
-            answer,
-            url,
-            server=self.server(),
-            fix=f"check that OPENAI_API_BASE (or --endpoint) is the server's base URL, like {self.default_endpoint}",
-        )
+        return body
+
+    def _finished(self, done: Completion, url: str) -> Completion:
+        """``done``, unless it is empty: the model ended at once, which the agent cannot use."""
         if not done.text:
             raise EmptyCompletionError(
                 f"{self.server()} at {url} returned an empty completion (finish reason {done.finish_reason})",
@@ -224,6 +277,26 @@ class OpenAICompatibleBackend(Backend):
                 "and that no stop string matches the start of an answer (memgpt doctor shows both)",
             )
         return done
+
+    def _wrong_url(self) -> str:
+        return f"check that OPENAI_API_BASE (or --endpoint) is the server's base URL, like {self.default_endpoint}"
+
+    def _stream_error(self, said: ServerError, url: str) -> BackendError:
+        """An error the server sent in the middle of a stream, read as ``_translate`` reads the same error in an
+        HTTP answer (llama.cpp and vLLM put the HTTP status in ``code``); one that means nothing more particular is
+        a BackendResponseError, since the stream itself was answered 200."""
+        code = _number(said.fields.get("code"))
+        status = code if code is not None and 400 <= code < 600 else 500
+        body = json.dumps({"error": dict(said.fields) if said.fields else said.message})
+        fix = "look at the server's own log for the cause, then try again"
+        translated = self._translate(BackendHTTPError(said.message, url=url, fix=fix, status=status, body=body), url)
+        if type(translated) is not BackendHTTPError:
+            return translated
+        return BackendResponseError(
+            f"{self.server()} at {url} broke off its answer with an error: {said.message or 'no message'}",
+            url=url,
+            fix=translated.fix,
+        )
 
     def count_tokens(self, text: str) -> int | None:
         """The model's own count where the server has a tokenizer route (llama.cpp, vLLM), else None (the agent

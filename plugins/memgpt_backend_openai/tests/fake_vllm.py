@@ -16,6 +16,12 @@ Facts it follows (``vllm/entrypoints/openai/``: ``api_server.py``, ``protocol.py
   "created", "model", "choices": [{"index", "text", "logprobs": null, "finish_reason": "stop"|"length",
   "stop_reason", "prompt_logprobs": null}], "usage": {"prompt_tokens", "total_tokens", "completion_tokens",
   "prompt_tokens_details": null}}``.
+- ``"stream": true`` (``serving_completion.py``, ``completion_stream_generator``): ``text/event-stream`` of
+  ``data: {chunk}`` events, a chunk being ``{"id", "object": "text_completion", "created", "model", "choices":
+  [{"index", "text", "logprobs": null, "finish_reason": null|"stop"|"length", "stop_reason"}]}`` with the new text
+  only; with ``stream_options.include_usage`` a last chunk with ``"choices": []`` and ``usage``; then ``data:
+  [DONE]``. Errors found before generation (unknown model, prompt too long) are the HTTP answers above; one raised
+  while generating is ``data: {"error": {...}}`` (the error object of the version) followed by ``data: [DONE]``.
 - ``POST /tokenize`` ``{"model"?, "prompt", "add_special_tokens"}``: ``{"count", "max_model_len", "tokens",
   "token_strs": null}``.
 - Errors are ``{"error": {"message", "type", "param", "code"}}`` from 0.10.1 (PR #22099), ``{"object": "error",
@@ -30,6 +36,10 @@ Facts it follows (``vllm/entrypoints/openai/``: ``api_server.py``, ``protocol.py
 - With ``--api-key``, paths under ``/v1`` without ``Authorization: Bearer KEY`` answer 401 ``{"error":
   "Unauthorized"}``; ``/version``, ``/health`` and ``/tokenize`` are not guarded.
 
+Faults a test may switch on for a stream: ``stream_error_after`` (that many words, then vLLM's error event, as
+when the engine fails mid-generation), ``stream_cut_after`` (that many words, then the body ends: a proxy or server
+that died), ``stream_garbage_after`` (that many words, then a data line that is not JSON).
+
 The "model" behind it is a toy: a token is a run of non-space characters (plus one BOS token), and it writes one
 fixed sentence. Under a JSON schema it writes the smallest value the schema admits (the first ``anyOf`` branch,
 ``const`` or first ``enum`` value, required properties only, short strings), as vLLM's constrained decoding
@@ -41,6 +51,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +118,9 @@ class FakeVLLM:
     """For a generative model: True plays an older vLLM (the route refuses), False a current one (no route)."""
     loading_answers: int = 0
     """How many requests a proxy in front answers 503 (an HTML page) before vLLM is up."""
+    stream_error_after: int | None = None
+    stream_cut_after: int | None = None
+    stream_garbage_after: int | None = None
     requests: list[tuple[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -184,6 +198,13 @@ class FakeVLLM:
             )
         text, finish = self._generate(body, max_tokens)
         completion_tokens = len(text.split())
+        if body.get("stream"):
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "completion_tokens": completion_tokens,
+            }
+            return Response(self._events(body, model, text, finish, usage), content_type="text/event-stream")
         return self._json(
             {
                 "id": "cmpl-6b0e3c5d2f1a4e8b9c7d",
@@ -208,6 +229,37 @@ class FakeVLLM:
                 },
             }
         )
+
+    def _events(self, body: dict[str, Any], model: str, text: str, finish: str, usage: dict[str, Any]) -> Iterator[str]:
+        """The answer as vLLM streams it: one chunk per word (with its leading space), the last with the finish
+        reason, the usage chunk when asked for, then ``[DONE]``."""
+        head = {
+            "id": "cmpl-6b0e3c5d2f1a4e8b9c7d",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+        }
+        words = re.findall(r"\s*\S+", text) or [""]
+        for sent, word in enumerate(words):
+            if sent == self.stream_cut_after:
+                return
+            if sent == self.stream_error_after:
+                error = {"message": "CUDA error: an illegal memory access", "type": "InternalServerError", "code": 500}
+                if _version(self.version) < (0, 10, 1):
+                    error = {"object": "error", **error}  # the flat ErrorResponse, dumped under "error"
+                yield "data: " + json.dumps({"error": {**error, "param": None}}) + "\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            if sent == self.stream_garbage_after:
+                yield "data: <html><body>upstream hiccup</body></html>\n\n"
+                return
+            last = sent == len(words) - 1
+            choice = {"index": 0, "text": word, "logprobs": None, "finish_reason": finish if last else None,
+                      "stop_reason": None}  # fmt: skip
+            yield "data: " + json.dumps({**head, "choices": [choice]}) + "\n\n"
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield "data: " + json.dumps({**head, "choices": [], "usage": usage}) + "\n\n"
+        yield "data: [DONE]\n\n"
 
     def _generate(self, body: dict[str, Any], max_tokens: int) -> tuple[str, str]:
         schema = self.applied_schema(body)

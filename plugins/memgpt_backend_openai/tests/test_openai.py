@@ -33,7 +33,8 @@ def backend(llama_server: Any) -> OpenAIBackend:
 
 
 def test_the_class_declares_only_what_every_server_has() -> None:
-    assert OpenAIBackend.capabilities == Capabilities(embeddings=True)  # /v1/embeddings is part of the API
+    # /v1/embeddings and "stream": true are part of the API
+    assert OpenAIBackend.capabilities == Capabilities(embeddings=True, streaming=True)
     assert OpenAIBackend().endpoint == "http://127.0.0.1:8080"
 
 
@@ -42,7 +43,9 @@ def test_llama_server_is_recognised_and_its_capabilities_stated(backend: OpenAIB
     assert backend.dialect() == LLAMA_CPP
     assert backend.capabilities.grammar_formats == {"gbnf", "json_schema"}
     assert backend.capabilities.exact_tokenizer and backend.capabilities.server_context
-    assert OpenAIBackend.capabilities == Capabilities(embeddings=True), "the instance's truth must not leak"
+    assert OpenAIBackend.capabilities == Capabilities(embeddings=True, streaming=True), (
+        "the instance's truth must not leak"
+    )
     assert backend.context_window() == llama_server.n_ctx
     served = backend.served()
     assert served is not None and len(served) == 1
@@ -151,7 +154,7 @@ def test_an_unknown_dialect_offers_no_grammar_and_no_exact_counts(httpserver: HT
     backend = OpenAIBackend(ollama.url + "/v1")
     backend.wait_until_ready(timeout=5)
     assert backend.dialect() == GENERIC
-    assert backend.capabilities == Capabilities(embeddings=True), "a server of unknown kind: only the API itself"
+    assert backend.capabilities == Capabilities(embeddings=True, streaming=True), "an unknown kind: only the API itself"
     assert backend.count_tokens("hello there") is None and backend.context_window() is None
     done = backend.complete(CompletionRequest(prompt="The capital of France is", max_tokens=3, ban_eos=True))
     assert done.text == " Paris" and done.prompt_tokens == 6

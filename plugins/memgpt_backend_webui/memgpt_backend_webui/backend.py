@@ -16,6 +16,13 @@ Facts taken from text-generation-webui's own API code (fields, answers, errors):
 - The legacy ``POST /api/v1/generate`` takes ``max_new_tokens``, ``stopping_strings``, ``grammar_string`` and
   ``truncation_length`` and answers ``{"results": [{"text": ...}]}``; ``POST /api/v1/token-count`` ``{"prompt"}``
   answers ``{"results": [{"tokens": N}]}``; ``GET /api/v1/model`` answers ``{"result": NAME}``.
+- Streaming (``"stream": true`` on ``/v1/completions``, ``modules/api/script.py`` and ``completions.py``): server-sent
+  events through sse-starlette, ``data: {chunk}`` with ``choices[0].text`` pieces (the first one empty), the last
+  with ``finish_reason``; until March 2026 that last chunk also carried ``usage`` and the stream ended there; since
+  then ``data: [DONE]`` closes it, and ``usage`` comes (in a chunk with empty ``choices``) only when
+  ``stream_options.include_usage`` asks, which older versions ignore as an unknown field. A failure while generating
+  is not reported in the stream: the connection ends. The legacy API's streaming was a websocket, so
+  ``webui-legacy`` does not stream.
 - webui never refuses a long prompt: it silently cuts the prompt's start to ``truncation_length - max_new_tokens``
   tokens. So the backend counts first and raises ContextOverflowError itself, instead of letting the agent lose the
   system prompt without knowing.
@@ -24,16 +31,17 @@ Facts taken from text-generation-webui's own API code (fields, answers, errors):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from memgpt_core.backend import Backend, Capabilities, Progress
+from memgpt_core.backend import Backend, Capabilities, Delta, Progress
 from memgpt_core.errors import (
     BackendError,
     BackendHTTPError,
     BackendResponseError,
     EmptyCompletionError,
 )
-from memgpt_core.openai_style import completion_body, read_completion, read_error
+from memgpt_core.openai_style import completion_body, read_completion, read_error, read_stream, stream_body
 
 if TYPE_CHECKING:
     from memgpt_core.models import Completion, CompletionRequest
@@ -94,17 +102,20 @@ class _WebUIBase(Backend):
         try:
             return self.request(method, path, body, timeout=timeout)
         except BackendHTTPError as exc:
-            url = self.endpoint + path
-            said = read_error(exc.body)
-            if exc.status == 500 and (said.mentions("No tokenizer is loaded") or self._model_is_missing()):
-                raise self._no_model(url, f"has no model loaded, so {path} failed (500)") from None
-            raise BackendHTTPError(
-                f"text-generation-webui at {url} answered {exc.status}: {said.message}",
-                url=url,
-                fix=exc.fix,
-                status=exc.status,
-                body=exc.body,
-            ) from None
+            raise self._http_error(exc, path) from None
+
+    def _http_error(self, exc: BackendHTTPError, path: str) -> BackendError:
+        url = self.endpoint + path
+        said = read_error(exc.body)
+        if exc.status == 500 and (said.mentions("No tokenizer is loaded") or self._model_is_missing()):
+            return self._no_model(url, f"has no model loaded, so {path} failed (500)")
+        return BackendHTTPError(
+            f"text-generation-webui at {url} answered {exc.status}: {said.message}",
+            url=url,
+            fix=exc.fix,
+            status=exc.status,
+            body=exc.body,
+        )
 
     def count_tokens(self, text: str) -> int | None:
         if self._can_count is False:
@@ -143,6 +154,9 @@ class WebUIBackend(_WebUIBase):
     """text-generation-webui's OpenAI-compatible API (start it with ``--api``): ``/v1/completions``."""
 
     name: ClassVar[str] = "webui"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        grammar_formats=frozenset({"gbnf"}), exact_tokenizer=True, streaming=True
+    )
     description: ClassVar[str] = "text-generation-webui, OpenAI-compatible API (/v1/completions, --api)"
     _token_path: ClassVar[str] = "/v1/internal/token-count"
 
@@ -150,6 +164,49 @@ class WebUIBackend(_WebUIBase):
         return {"text": text}
 
     def complete(self, request: CompletionRequest) -> Completion:
+        body, prompt_tokens = self._body(request)
+        url = self.endpoint + "/v1/completions"
+        answer = self._call("POST", "/v1/completions", body)
+        done = read_completion(answer, url, server="text-generation-webui", prompt_tokens=prompt_tokens)
+        if not done.text:
+            raise self._empty(url)
+        return done
+
+    def stream(self, request: CompletionRequest) -> Iterator[Delta]:
+        """The same request as ``complete``, streamed, with ``stream_options.include_usage`` (see the module's notes:
+        older versions put ``usage`` in the last chunk anyway). The stream is whole once a finish reason came, since
+        only versions from March 2026 send ``[DONE]``. A stream that breaks off from a server with no model loaded is
+        told as that."""
+        from memgpt_core.http import stream_lines
+
+        body, prompt_tokens = self._body(request)
+        url = self.endpoint + "/v1/completions"
+        lines = stream_lines(
+            "POST",
+            url,
+            backend=self.name,
+            json=stream_body(body, include_usage=True),
+            api_key=self.api_key,
+            timeout=self.timeout,
+        )
+        deltas = read_stream(lines, url, server="text-generation-webui", prompt_tokens=prompt_tokens, needs_done=False)
+        try:
+            for delta in deltas:
+                if delta.completion is not None and not delta.completion.text:
+                    raise self._empty(url)
+                yield delta
+        except BackendHTTPError as exc:  # refused before streaming anything
+            raise self._http_error(exc, "/v1/completions") from None
+        except BackendResponseError:
+            if self._model_is_missing():
+                raise self._no_model(url, "has no model loaded, so its streamed answer broke off") from None
+            raise
+        finally:
+            deltas.close()
+
+    def _body(self, request: CompletionRequest) -> tuple[dict[str, Any], int | None]:
+        """The body of one completion (``stream: false``) for ``complete`` and ``stream``, and the prompt's token
+        count, after the context guard."""
         grammar = self.accepted_grammar(request)
         prompt_tokens = self._guard_context(request)
         body = completion_body(request, dialect="webui")
@@ -159,12 +216,7 @@ class WebUIBackend(_WebUIBase):
             body["grammar_string"] = grammar.text
         if request.ban_eos:
             body["ban_eos_token"] = True
-        url = self.endpoint + "/v1/completions"
-        answer = self._call("POST", "/v1/completions", body)
-        done = read_completion(answer, url, server="text-generation-webui", prompt_tokens=prompt_tokens)
-        if not done.text:
-            raise self._empty(url)
-        return done
+        return body, prompt_tokens
 
     def model_name(self) -> str | None:
         try:
