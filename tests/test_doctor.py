@@ -160,10 +160,28 @@ def test_the_parse_rate_samples_the_prompt_memgpt_sends_for_a_new_agent(httpserv
 
     from memgpt_core.cli.doctor_cmd import AGENT_MESSAGES
 
+    from werkzeug import Request, Response
+
     answer = json.dumps({"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}})
+
+    def continuing(request: Request) -> Response:
+        # As a model under the grammar: the prompt ends with the start of the call the grammar forces (appended by
+        # the agent), and the answer is the rest of it.
+        body = json.loads(request.get_data())
+        cut = next(n for n in range(len(answer), -1, -1) if body["prompt"].endswith(answer[:n]))
+        whole = _completion(answer[cut:])
+        if not body.get("stream"):
+            return Response(json.dumps(whole), content_type="application/json")
+        # text-generation-webui's stream: one chunk per piece, the last with its finish_reason, then [DONE].
+        chunk = {**whole, "choices": [{**whole["choices"][0], "finish_reason": None}]}
+        chunk["choices"][0]["text"] = answer[cut:]
+        last = {**whole, "choices": [{**whole["choices"][0], "text": ""}]}
+        events = [f"data: {json.dumps(chunk)}", f"data: {json.dumps(last)}", "data: [DONE]"]
+        return Response("".join(e + "\n\n" for e in events), content_type="text/event-stream")
+
     httpserver.expect_request("/v1/internal/model/info").respond_with_json({"model_name": "mistral", "lora_names": []})
     httpserver.expect_request("/v1/internal/token-count").respond_with_json({"length": 50})
-    httpserver.expect_request("/v1/completions").respond_with_json(_completion(answer))
+    httpserver.expect_request("/v1/completions").respond_with_handler(continuing)
     endpoint = ("--backend", "webui", "--endpoint", httpserver.url_for("/"), "--model", "chatml-grammar")
 
     env = {**CLEAN_ENV, "MEMGPT_HOME": str(tmp_path)}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,9 @@ from memgpt_core import plugins
 from memgpt_core.agent.completion import RETRY_TEMPERATURE
 from memgpt_core.agent.defaults import DEFAULT_SAMPLING
 from memgpt_core.agent.testing import ScriptedBackend, call_text, make_agent
+
+sys.path.insert(0, str(Path(__file__).parent))
+from llama_answers import final_object  # tests/llama_answers.py
 
 REPLY = call_text("send_message", "Say hi.", message="Hello!")
 
@@ -42,7 +47,9 @@ def server_answers(httpserver, llama_server):
             timeout=300,
         )
         if request.path == "/completion":
-            seen.append((json.loads(request.get_data()), answer.json()))
+            seen.append(
+                (json.loads(request.get_data()), final_object(answer.content, answer.headers.get("Content-Type")))
+            )
         return Response(answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
 
     httpserver.expect_request(re.compile(".*")).respond_with_handler(forward)

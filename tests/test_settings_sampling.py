@@ -21,6 +21,9 @@ from memgpt_core.errors import ConfigError
 from memgpt_core.models import CompletionRequest
 from memgpt_core.storage import Store
 
+sys.path.insert(0, str(Path(__file__).parent))
+from llama_answers import final_object  # tests/llama_answers.py
+
 EVERYTHING = {
     "temperature": 0.3,
     "top_p": 0.9,
@@ -146,7 +149,9 @@ def recording_proxy(httpserver, llama_server):
             timeout=120,
         )
         if request.path == "/completion":
-            seen.append((json.loads(request.get_data()), answer.json()))
+            seen.append(
+                (json.loads(request.get_data()), final_object(answer.content, answer.headers.get("Content-Type")))
+            )
         return Response(answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
 
     import re

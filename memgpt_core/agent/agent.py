@@ -114,6 +114,9 @@ class Agent(Completions, EditCommands):
     def _negotiate(self, schemas: list[dict[str, Any]]) -> tuple[Grammar | None, str | None]:
         from memgpt_core.selection import negotiate_grammar
 
+        bound = self.settings.thoughts_max_chars
+        if bound:
+            schemas = [functions.with_thoughts_bound(schema, bound) for schema in schemas]
         return negotiate_grammar(self.wrapper, self.backend, schemas, max_tokens=self.settings.max_tokens)
 
     def _reply_grammar(self) -> Grammar | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memgpt_core.agent.defaults import with_defaults
-from memgpt_core.agent.requests import ask
+from memgpt_core.agent.streaming import generate
 from memgpt_core.agent.summary import Summaries
 from memgpt_core.errors import ContextOverflowError, ParseError, TruncatedOutputError
 
@@ -95,7 +95,13 @@ class Completions(Summaries):
             )
             try:
                 with self.busy("thinking"):
-                    completion = ask(self.backend, request)
+                    completion, shown = generate(
+                        self.backend,
+                        request,
+                        forcing=self.settings.forced_text,
+                        stream=self.settings.stream,
+                        on_event=self.on_event,
+                    )
             except ContextOverflowError as exc:
                 # The server counted more than we did (or its window is smaller): shrink once, then give up plainly.
                 if overflow_retried:
@@ -112,6 +118,8 @@ class Completions(Summaries):
                 call = self.wrapper.parse(completion.text, self.functions, first_message=first_message)
             except ParseError as exc:
                 last_error = exc
+                if shown is not None:
+                    shown.reset(f"the answer could not be read ({exc.reason}); sampling it again")
                 if isinstance(exc, TruncatedOutputError) or completion.finish_reason == "length":
                     grow *= 2  # cut off, not malformed: give the next try more room, if the context has it
                 continue

@@ -114,6 +114,19 @@ SCHEMAS: list[dict[str, Any]] = [
 ]
 
 SCHEMA_BY_NAME = {schema["name"]: schema for schema in SCHEMAS}
+
+
+def with_thoughts_bound(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """``schema`` declaring its inner thoughts as a string of at most ``max_chars`` characters: for the grammar
+    only (the built-in provider takes a declared bound; the prompt's function list is made from SCHEMAS as they are).
+    """
+    parameters = dict(schema.get("parameters") or {"type": "object", "properties": {}})
+    properties = dict(parameters.get("properties") or {})
+    properties["inner_thoughts"] = {"type": "string", "maxLength": max_chars}
+    parameters["properties"] = properties
+    return {**schema, "parameters": parameters}
+
+
 SEARCH_FUNCTIONS = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 """Functions whose result the model must see to be useful: they always get a heartbeat after a user message."""
 NO_HEARTBEAT = frozenset({"send_message", "pause_heartbeats"})

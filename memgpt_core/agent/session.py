@@ -34,6 +34,8 @@ class SessionOptions:
     max_tokens: int | None = None
     model_name: str | None = None
     sampling: dict[str, float | int] = field(default_factory=dict)
+    stream: bool = True
+    """Ask a backend that streams for the text as it is written (``--no-stream``: whole answers)."""
     create: bool = True
 
     def choices(self) -> Choices:
@@ -141,7 +143,9 @@ def open_session(
             elif remembered != stored:
                 record.config = remembered
                 store.save_agent(record)
-            agent_settings = AgentSettings(context_window=settings.context_window, sampling=dict(chosen.sampling))
+            agent_settings = AgentSettings(
+                context_window=settings.context_window, sampling=dict(chosen.sampling), stream=options.stream
+            )
             if chosen.max_tokens:
                 agent_settings.max_tokens = int(chosen.max_tokens)
             agent = Agent(

@@ -40,6 +40,15 @@ class AgentSettings:
     """Any function right after a user message gets a heartbeat, so every user message leads to a reply. Searches
     get one regardless of this setting."""
     sampling: dict[str, Any] = field(default_factory=dict)
+    thoughts_max_chars: int | None = 120
+    """Where a grammar is used, the inner thoughts of a call are at most this long: the "one short sentence" the
+    system prompt asks for. A small model otherwise fills whatever room the grammar leaves, mostly by copying its
+    persona or its last answer. None leaves them to the output cap."""
+    stream: bool = True
+    """Ask a backend that streams for the text as it is written (shown as it comes, and needed for forced text
+    mid-call); False asks for whole completions."""
+    forced_text: bool = True
+    """Text the grammar forces is appended to the prompt instead of sampled (``memgpt_core.agent.streaming``)."""
 
 
 class AgentState:

@@ -67,10 +67,22 @@ class ScriptedBackend(Backend):
 
 
 class GrammarScriptedBackend(ScriptedBackend):
-    """The same, declaring GBNF support, to exercise the grammar path."""
+    """The same, declaring GBNF support, to exercise the grammar path.
+
+    Like a model under a grammar, it continues the prompt: when the agent has appended the start of the call the
+    grammar forces (``memgpt_core.agent.streaming``), only the rest of the scripted call is returned.
+    """
 
     name = "scripted-grammar"
     capabilities = Capabilities(grammar_formats=frozenset({"gbnf"}), server_context=True)
+
+    def complete(self, request: Any) -> Any:
+        completion = super().complete(request)
+        text = completion.text
+        for cut in range(min(len(text), len(request.prompt)), 0, -1):
+            if request.prompt.endswith(text[:cut]):
+                return completion.model_copy(update={"text": text[cut:]})
+        return completion
 
 
 def make_agent(

@@ -449,14 +449,15 @@ def _parse_rate(
     """Run ``samples`` first steps of a new agent and count the answers the wrapper reads as a call.
 
     Each prompt is the one ``memgpt run`` sends for a new agent after the user's first message, built by the agent's
-    own code (on a throw-away store), with the grammar the agent would ask for.
+    own code (on a throw-away store), with the grammar the agent would ask for, and generated as a step generates it
+    (``memgpt_core.agent.streaming.generate``: forced text appended).
     """
     import tempfile
 
     from memgpt_core import plugins
     from memgpt_core.agent.agent import Agent, AgentSettings
     from memgpt_core.agent.memory import load_block_text
-    from memgpt_core.agent.requests import ask
+    from memgpt_core.agent.streaming import generate
     from memgpt_core.errors import MemGPTError, ParseError
     from memgpt_core.models import CompletionRequest
     from memgpt_core.storage import Store
@@ -487,7 +488,8 @@ def _parse_rate(
                     cache_key="memgpt-doctor",
                     context_window=agent.window,
                 )
-                done = ask(backend, request)
+                # Generated as a step generates it: the text the grammar forces is appended, not sampled.
+                done, _ = generate(backend, request, forcing=agent.settings.forced_text, stream=agent.settings.stream)
             except MemGPTError as exc:
                 return {"error": f"a first step with {wrapper_name} failed: {exc.message}", "fix": exc.fix}
             try:

@@ -1,13 +1,11 @@
-"""``memgpt run``: chat with a MemGPT agent. Also the flags and the event printer ``memgpt send`` shares."""
+"""``memgpt run``: chat with a MemGPT agent. Also the flags ``memgpt send`` shares (the event printer: ``printer``)."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import click
 
 from memgpt_core import sampling
+from memgpt_core.cli.printer import Printer, Spinner
 
 HISTORY_FILE = "run_history"
 """``memgpt run``'s input history, one file per MEMGPT_HOME."""
@@ -58,6 +57,12 @@ def agent_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--model-path", type=click.Path(dir_okay=False), help="A GGUF file for the embedded server."),
         click.option("--max-tokens", type=click.IntRange(min=16), help="Output cap per step (default 512)."),
         click.option("--debug", is_flag=True, help="Show every function call and result in full."),
+        click.option(
+            "--no-stream",
+            "no_stream",
+            is_flag=True,
+            help="Ask the server for whole answers, not the text as it is written.",
+        ),
         *sampling_options(),
     ]
     for option in reversed(options):
@@ -102,82 +107,9 @@ def session_options(kwargs: dict[str, Any], *, create: bool = True) -> Any:
         max_tokens=kwargs.get("max_tokens"),
         model_name=kwargs.get("model_name"),
         sampling=sampling_flags(kwargs),
+        stream=not kwargs.get("no_stream"),
         create=create,
     )
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class Printer:
-    """Shows agent events for a person: thoughts dimmed, replies bold, one compact line per function call."""
-
-    def __init__(self, *, debug: bool = False, replies_only: bool = False) -> None:
-        self.debug = debug
-        self.replies_only = replies_only
-
-    def __call__(self, event: Any) -> None:
-        kind = event.type
-        if kind == "assistant_message":
-            prefix = "" if self.replies_only else click.style("agent: ", fg="cyan", bold=True)
-            click.echo(prefix + (event.text or ""))
-        elif self.replies_only and not self.debug:
-            if kind == "error":
-                click.echo(click.style(f"error: {event.text}", fg="red"), err=True)
-            return
-        elif kind == "inner_thoughts":
-            click.echo(click.style(f"  ({event.text})", dim=True, italic=True))
-        elif kind == "function_call":
-            if event.name == "send_message" and not self.debug:
-                return
-            args = {k: v for k, v in (event.arguments or {}).items()}
-            if self.debug:
-                shown = json.dumps(args, ensure_ascii=False, indent=2)
-            else:
-                shown = ", ".join(f"{k}={_short(v, 40)}" for k, v in args.items())
-            click.echo(click.style(f"  ⚡ {event.name}({shown})", fg="yellow"))
-        elif kind == "function_return":
-            full = event.text or ""
-            text = full if self.debug else "ok" if event.ok else _short(full, 100)
-            click.echo(click.style(f"    → {text}", fg="yellow" if event.ok else "red", dim=bool(event.ok)))
-        elif kind == "status":
-            click.echo(click.style(f"  [{event.text}]", fg="magenta", dim=True))
-        elif kind == "error":
-            click.echo(click.style(f"error: {event.text}", fg="red"), err=True)
-
-
-class Spinner:
-    """A small spinner on stderr while the model works; silent when stderr is not a terminal."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-
-    @contextlib.contextmanager
-    def __call__(self, label: str) -> Iterator[None]:
-        if not self.enabled:
-            yield
-            return
-        done = threading.Event()
-
-        def spin() -> None:
-            for frame in itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):
-                sys.stderr.write(f"\r{frame} {label}…")
-                sys.stderr.flush()
-                if done.wait(0.1):
-                    break
-            sys.stderr.write("\r" + " " * (len(label) + 4) + "\r")
-            sys.stderr.flush()
-
-        thread = threading.Thread(target=spin, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
 
 
 def progress_line(message: str) -> None:
@@ -191,9 +123,10 @@ def run(first: bool, **kwargs: Any) -> None:
     """Chat with a MemGPT agent (starts an embedded llama.cpp server when no backend is configured)."""
     from memgpt_core.agent.session import open_session
 
-    printer = Printer(debug=kwargs["debug"])
+    spinner = Spinner()
+    printer = Printer(debug=kwargs["debug"], spinner=spinner)
     try:
-        with open_session(session_options(kwargs), on_event=printer, busy=Spinner(), progress=progress_line) as session:
+        with open_session(session_options(kwargs), on_event=printer, busy=spinner, progress=progress_line) as session:
             agent = session.agent
             state = "new agent" if session.created else "resuming agent"
             click.echo(click.style(f"{state} {agent.record.name}", bold=True), err=True)
@@ -225,6 +158,7 @@ def _guarded(action: Callable[[], Any], printer: Printer) -> Any:
     try:
         return action()
     except MemGPTError as exc:
+        printer.end_line()
         click.echo(click.style(f"error: {exc}", fg="red"), err=True)
         return None
 

@@ -139,10 +139,21 @@ def call_schema(
             raise GrammarError(f"the function {name!r} is offered twice", fix="offer each function once")
         seen.add(name)
         option = _call_option(name, fn.get("parameters") or {}, inner_thoughts_in_params)
+        # A bound a function declares on its inner thoughts narrows them after the budget is shared: it does not
+        # hand their room to the other values (a message would grow to fill it).
+        thoughts = option["properties"]["params"]["properties"].get(INNER_THOUGHTS, {})
+        declared = {k: thoughts.pop(k) for k in ("maxLength", "minLength") if k in thoughts}
         if max_tokens is not None:
             option = _fit(option, max_tokens, max_string_length=max_string_length, format=format)
         elif max_string_length is not None:
             option = _capped(option, max_string_length)
+        if declared:
+            bounded = option["properties"]["params"]["properties"][INNER_THOUGHTS]
+            if "maxLength" in declared:
+                cap = bounded.get("maxLength")
+                bounded["maxLength"] = min(cap, declared["maxLength"]) if _is_int(cap) else declared["maxLength"]
+            if "minLength" in declared:
+                bounded["minLength"] = min(declared["minLength"], bounded.get("maxLength", declared["minLength"]))
         options.append(option)
     if len(options) == 1:
         return options[0]
@@ -170,7 +181,11 @@ def _call_option(name: str, parameters: dict[str, Any], inner_thoughts: bool) ->
         )
     properties: dict[str, Any] = {}
     if inner_thoughts:
-        properties[INNER_THOUGHTS] = {"type": "string"}
+        # A function may bound its own inner thoughts by declaring them (the agent declares them to keep the
+        # monologue short); only the length bounds of that declaration are taken, the value is always a string.
+        own = declared.get(INNER_THOUGHTS)
+        bounds = {k: v for k, v in own.items() if k in ("maxLength", "minLength")} if isinstance(own, dict) else {}
+        properties[INNER_THOUGHTS] = {"type": "string", **bounds}
         required = [INNER_THOUGHTS, *(r for r in required if r != INNER_THOUGHTS)]
     for key, sub in declared.items():
         if inner_thoughts and key == INNER_THOUGHTS:

@@ -1,0 +1,23 @@
+"""Reading what llama-server answered to ``POST /completion``, whole or streamed, for the pass-through proxies some
+tests put in front of it.
+
+A streamed answer (``"stream": true``, which the agent asks for) is server-sent events; its last ``data:`` object
+(``"stop": true``) carries what a whole answer carries besides the text: ``generation_settings``, the counts, the stop
+type and the timings (llama.cpp's tools/server README, "POST /completion").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def final_object(body: bytes | str, content_type: str | None) -> dict[str, Any]:
+    """The answer's JSON object: the body itself, or a stream's last ``data:`` object with its text joined in."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    if "text/event-stream" not in (content_type or ""):
+        return json.loads(text)
+    pieces = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+    final = dict(pieces[-1])
+    final["content"] = "".join(str(piece.get("content", "")) for piece in pieces)
+    return final
