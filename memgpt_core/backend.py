@@ -86,6 +86,7 @@ class Delta:
     text: str
     completion: Completion | None = None
 
+
 EMBED_BATCH = 32
 """The most texts core passes to one ``Backend.embed`` call."""
 
