@@ -158,9 +158,9 @@ def test_the_parse_rate_samples_the_prompt_memgpt_sends_for_a_new_agent(httpserv
     """doctor's figure predicts `memgpt run`: its first sample is byte for byte the first prompt a new agent sends."""
     import re
 
-    from memgpt_core.cli.doctor_cmd import AGENT_MESSAGES
-
     from werkzeug import Request, Response
+
+    from memgpt_core.cli.doctor_cmd import AGENT_MESSAGES
 
     answer = json.dumps({"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}})
 
