@@ -46,6 +46,21 @@ PEERS = {
 }
 
 
+VARIANTS = {
+    # ours-run with levers off, for each lever's share (benchmarks/peer/drive_ours.py flags)
+    "ours-run": [],
+    "ours-run-noforce": ["--no-forced-text"],
+    "ours-run-nostream": ["--no-stream"],
+    "ours-run-plain": ["--no-forced-text", "--no-stream"],
+    "ours-run-nobound": ["--thoughts-max-chars", "0"],
+    "ours-run-jump12": ["--min-jump", "12"],
+    "ours-run-none": ["--no-forced-text", "--no-stream", "--thoughts-max-chars", "0"],
+    # the agent's code as installed in --base-venv (an older commit), for the before/after rows
+    "ours-run-base": [],
+}
+"""A tool name may end in ``@SERVER`` to run on one of the ``--server`` llama-servers instead of the default one."""
+
+
 def loopback_env() -> dict[str, str]:
     """The environment for a child: loopback traffic must never go through a proxy from the environment."""
     env = dict(os.environ)
@@ -54,7 +69,7 @@ def loopback_env() -> dict[str, str]:
 
 
 def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Namespace) -> None:
-    version, venv, wrapper = PEERS[tool]
+    version, venv, wrapper = PEERS[tool.split("@")[0]]
     python = venv / "bin" / "python"
     if not python.exists():
         raise SystemExit(f"{tool}: no virtualenv at {venv}; run benchmarks/peer/setup.sh first")
@@ -70,7 +85,8 @@ def run_peer(tool: str, run: int, proxy_url: str, out: Path, args: argparse.Name
         args,
         log,
         loopback_env(),
-        ["--version", version, "--wrapper", wrapper, "--home", str(home), "--max-steps", str(args.max_steps)],
+        ["--version", version, "--wrapper", wrapper, "--home", str(home), "--max-steps", str(args.max_steps)]
+        + (["--tool", tool.replace("-", " ", 1)] if "@" in tool else []),
     )
 
 
@@ -132,19 +148,28 @@ def agent_version() -> str:
     return head.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def run_ours_in_process(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
+def run_ours_in_process(run: int, proxy: Proxy, out: Path, args: argparse.Namespace, tool: str = "") -> None:
     """One process for all 10 messages, as `memgpt run` holds the agent (benchmarks/peer/drive_ours.py)."""
     home = SCRATCH / "homes" / f"ours-run-run{run}-{int(time.time())}"
     home.mkdir(parents=True, exist_ok=True)
     env = loopback_env()
     env["MEMGPT_HOME"] = str(home)
     env["BENCH_AGENT_VERSION"] = agent_version()
+    python = ROOT / ".venv" / "bin" / "python"
+    if tool.split("@")[0] == "ours-run-base":
+        # An older commit, installed in a virtualenv of its own (editable installs cannot be shadowed by PYTHONPATH).
+        if not args.base_venv:
+            raise SystemExit("ours-run-base needs --base-venv: a virtualenv with the older commit installed")
+        python = Path(args.base_venv) / "bin" / "python"
+        env["BENCH_AGENT_VERSION"] = "base"
     log = SCRATCH / "logs" / f"ours-run-run{run}-{int(time.time())}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    extra = ["--wrapper", args.our_wrapper, "--tool", args.ours_run_name]
+    variant = tool.split("@")[0]
+    extra = ["--wrapper", args.our_wrapper, "--tool", tool or args.ours_run_name]
+    extra += VARIANTS.get(variant, [])
     if args.our_max_tokens:
         extra += ["--max-tokens", str(args.our_max_tokens)]
-    run_driver(ROOT / ".venv" / "bin" / "python", "drive_ours.py", run, proxy.url, out, args, log, env, extra)
+    run_driver(python, "drive_ours.py", run, proxy.url, out, args, log, env, extra)
 
 
 def run_ours(run: int, proxy: Proxy, out: Path, args: argparse.Namespace) -> None:
@@ -225,8 +250,9 @@ def summarise(rows: list[dict], tools: list[str]) -> str:
     """The Markdown table: one line per tool."""
     lines = [
         "| tool / wrapper | runs | failed turns | median s per answered turn | median prompt tokens evaluated per turn "
-        "| median tokens generated per turn | completions per turn | memory calls made / succeeded |",
-        "|---|---|---|---|---|---|---|---|",
+        "| median tokens generated per turn | completions per turn | memory calls made / succeeded "
+        "| median s to the first visible character of a reply |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for tool in tools:
         mine = [r for r in rows if r["tool"] == (tool.replace("-", " ", 1) if tool.startswith("pymemgpt") else tool)]
@@ -245,11 +271,14 @@ def summarise(rows: list[dict], tools: list[str]) -> str:
         per_turn = sum(
             1 for r in mine for rec in r["records"] if str(rec.get("path", "")).startswith("/completion")
         ) / len(mine)
+        visible = [r["first_visible"] for r in answered if r.get("first_visible") is not None]
+        med_v = f"{statistics.median(visible):.2f}" if visible else "–"
         made = sum(r["memory_calls"] for r in mine)
         ok = sum(r["memory_calls_ok"] for r in mine)
         lines.append(
             f"| {tool} `{mine[0]['wrapper']}` | {runs} | {len(mine) - len(answered)}/{len(mine)}"
-            f"{f' ({why})' if why else ''} | {med_s} | {med_p:.0f} | {med_g:.0f} | {per_turn:.1f} | {made} / {ok} |"
+            f"{f' ({why})' if why else ''} | {med_s} | {med_p:.0f} | {med_g:.0f} | {per_turn:.1f} | {made} / {ok} "
+            f"| {med_v} |"
         )
     return "\n".join(lines)
 
@@ -319,8 +348,21 @@ def main() -> int:
     # each other, so two threads per server ran ~8x slower than one (measured: 4.9 vs 32-40 tokens/s generated).
     parser.add_argument("--threads", type=int, default=1, help="llama-server --threads")
     parser.add_argument("--upstream", help="reuse a running llama-server instead of starting one")
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="another llama-server, started with these extra flags (for example spec='--spec-type ngram-simple'); "
+        "a tool named TOOL@NAME runs on it. Repeatable.",
+    )
     parser.add_argument("--out", default=str(SCRATCH / "results" / "vs_memgpt.jsonl"))
     parser.add_argument("--our-wrapper", default="chatml-grammar")
+    parser.add_argument(
+        "--base-venv",
+        help="for the ours-run-base tool: a virtualenv with an older commit installed "
+        "(git worktree add DIR COMMIT; python -m venv V; V/bin/pip install -e DIR -e DIR/plugins/...)",
+    )
     parser.add_argument("--our-max-tokens", type=int, help="our agent's output cap per step (default: the agent's)")
     parser.add_argument("--ours-run-name", default="ours-run", help="tool name for the ours-run rows")
     parser.add_argument("--max-steps", type=int, default=10, help="steps per user turn before the turn counts failed")
@@ -333,23 +375,38 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
-        server = None
-        upstream = args.upstream
-        if not upstream:
-            from memgpt_backend_llamacpp.server import LlamaServer
+        import shlex
 
-            server = LlamaServer(ctx_size=args.ctx, parallel=1, threads=args.threads).start()
-            upstream = server.url
-            print(f"llama-server {server.url} ctx {args.ctx} (started in {server.started_in:.1f} s)", file=sys.stderr)
-        proxy = Proxy(upstream, request_timeout=args.request_timeout).start()
+        from memgpt_backend_llamacpp.server import LlamaServer
+
+        servers: list[LlamaServer] = []
+        proxies: dict[str, Proxy] = {}
+        upstreams: dict[str, str] = {}
+        wanted = {"": args.upstream or ""}
+        for spec in args.server:
+            name, _, flags = spec.partition("=")
+            wanted[name] = flags
         try:
+            for name, flags in wanted.items():
+                upstream = args.upstream if not name and args.upstream else None
+                if upstream is None:
+                    extra = shlex.split(flags) if name else []
+                    server = LlamaServer(ctx_size=args.ctx, parallel=1, threads=args.threads, extra_args=extra).start()
+                    servers.append(server)
+                    upstream = server.url
+                    print(f"llama-server {name or 'default'} {server.url} ctx {args.ctx} {extra}", file=sys.stderr)
+                upstreams[name] = upstream
+                proxies[name] = Proxy(upstream, request_timeout=args.request_timeout).start()
             for run in range(1, args.runs + 1):
                 for tool in tools:
+                    at = tool.partition("@")[2]
+                    proxy, upstream = proxies[at], upstreams[at]
                     print(f"== {tool} run {run}", file=sys.stderr, flush=True)
-                    if tool == "ours":
+                    base = tool.split("@")[0]
+                    if base == "ours":
                         run_ours(run, proxy, out, args)
-                    elif tool == "ours-run" or tool == args.ours_run_name:
-                        run_ours_in_process(run, proxy, out, args)
+                    elif base in VARIANTS or base == args.ours_run_name:
+                        run_ours_in_process(run, proxy, out, args, tool)
                     else:
                         run_peer(tool, run, proxy.url, out, args)
                     # No state may leak from one run to the next through the server's prompt cache.
@@ -357,8 +414,9 @@ def main() -> int:
                     with contextlib.suppress(OSError):
                         urllib.request.urlopen(req, timeout=10).read()
         finally:
-            proxy.stop()
-            if server is not None:
+            for proxy in proxies.values():
+                proxy.stop()
+            for server in servers:
                 server.stop()
     rows = []
     for path in [out, *map(Path, args.merge)]:

@@ -35,10 +35,30 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
     )
     signal.signal(signal.SIGALRM, alarm)
-    with open_session(options, on_event=lambda event: events.append(event.to_json())) as session:
+    first_visible: list[float] = []
+
+    def on_event(event: Any) -> None:
+        # The first character of a reply the user can read: a streamed piece, or the whole reply when not streamed.
+        if event.type in ("assistant_message_delta", "assistant_message") and not first_visible:
+            first_visible.append(time.monotonic())
+        if not event.type.endswith("_delta"):
+            events.append(event.to_json())
+
+    with open_session(options, on_event=on_event) as session:
+        session.agent.settings.forced_text = not args.no_forced_text
+        session.agent.settings.stream = not args.no_stream
+        if args.min_jump is not None:
+            from memgpt_core.agent import streaming
+
+            streaming.MIN_JUMP = args.min_jump
+        if args.thoughts_max_chars is not None:
+            session.agent.settings.thoughts_max_chars = args.thoughts_max_chars or None
+            session.agent.grammar, _ = session.agent._negotiate(session.agent.functions)
+            session.agent._reply_only = None
         for turn, text in enumerate(messages, start=1):
             start_index = proxy_count(args.proxy)
             events.clear()
+            first_visible.clear()
             reason = error = None
             started = time.monotonic()
             signal.alarm(int(args.turn_timeout))
@@ -70,6 +90,14 @@ def run(args: argparse.Namespace) -> int:
                 version=version,
                 steps=len(result.steps) if reason is None else None,
                 replies=replies,
+                first_visible=round(first_visible[0] - started, 3) if first_visible else None,
+                levers={
+                    "forced_text": not args.no_forced_text,
+                    "stream": not args.no_stream,
+                    # getattr: an older agent (the ours-run-base tool) has no such setting
+                    "thoughts_max_chars": getattr(session.agent.settings, "thoughts_max_chars", None),
+                    "min_jump": args.min_jump,
+                },
             )
             write_row(row, args.out)
     return 0
@@ -86,6 +114,10 @@ def main() -> int:
     parser.add_argument("--turn-timeout", type=float, default=300)
     parser.add_argument("--tool", default="ours-run", help="the tool name written in each row")
     parser.add_argument("--max-tokens", type=int, help="the agent's output cap per step (default: the agent's)")
+    parser.add_argument("--no-forced-text", action="store_true", help="sample the text the grammar forces")
+    parser.add_argument("--no-stream", action="store_true", help="ask for whole completions, not streamed ones")
+    parser.add_argument("--thoughts-max-chars", type=int, help="the grammar's bound on inner thoughts; 0: none")
+    parser.add_argument("--min-jump", type=int, help="the shortest forced run worth a new request mid-call")
     return run(parser.parse_args())
 
 

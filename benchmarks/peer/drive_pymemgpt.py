@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         start_index = proxy_count(args.proxy)
         started = time.monotonic()
         steps = 0
+        first_visible: float | None = None
         calls: list[dict[str, object]] = []
         error = None
         reason = None
@@ -215,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
                     result[3],
                 )
                 calls += calls_in(new_messages)
+                if first_visible is None and any(c["name"] == "send_message" and c["ok"] for c in calls):
+                    # MemGPT shows a reply whole, once the step that sent it is done.
+                    first_visible = time.monotonic() - started
                 if token_warning:
                     user_message = msystem.get_token_limit_warning()
                 elif function_failed:
@@ -240,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
             reason = "no reply"
         records = proxy_records(args.proxy, start_index)
         row = turn_row(
-            tool=f"pymemgpt {args.version}",
+            tool=args.tool or f"pymemgpt {args.version}",
             wrapper=args.wrapper,
             run=args.run,
             turn=turn,
@@ -250,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
             calls=calls,
             records=records,
             steps=steps,
+            first_visible=round(first_visible, 3) if first_visible is not None else None,
         )
         write_row(row, args.out)
     return 0
@@ -257,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tool", help="the tool name written in each row (default: pymemgpt VERSION)")
     parser.add_argument("--version", choices=["0.3.25", "0.2.11"], required=True)
     parser.add_argument("--wrapper", required=True)
     parser.add_argument("--proxy", required=True, help="the benchmark proxy URL (the agent's endpoint)")

@@ -162,9 +162,23 @@ def make_handler(upstream: str, recorder: Recorder, request_timeout: float) -> t
             try:
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
-                data = resp.read()
                 status, content_type = resp.status, resp.getheader("Content-Type", "")
                 resp_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _SKIP_HEADERS]
+                if "text/event-stream" in content_type or "ndjson" in content_type:
+                    # A stream is passed on piece by piece, so the client sees it as the server writes it; a client
+                    # that closes early makes the proxy close the upstream socket, which cancels the generation.
+                    data, left = self._relay(resp, status, resp_headers)
+                    record["first_byte_s"] = round(self._first_byte - started, 3) if self._first_byte else None
+                    if left:
+                        record["client_closed"] = True
+                        record["streamed_pieces"] = data.count(b"\ndata:") + data.startswith(b"data:")
+                    record.update(status=status, seconds=round(time.monotonic() - started, 3), stream=True)
+                    record.update(_summarise_body(self.path, data, content_type))
+                    if left and record.get("predicted_n") is None:
+                        record["predicted_n"] = record["streamed_pieces"]
+                    recorder.add(record)
+                    return
+                data = resp.read()
             except TimeoutError:
                 # Before cutting, ask the server how far the generation got (prompt size, tokens generated so far).
                 record.update(_slot_progress(host, port))
@@ -192,6 +206,36 @@ def make_handler(upstream: str, recorder: Recorder, request_timeout: float) -> t
             if self.command == "POST" or status >= 400:
                 recorder.add(record)
             self._reply(status, resp_headers, data)
+
+        _first_byte: float | None = None
+
+        def _relay(
+            self, resp: http.client.HTTPResponse, status: int, headers: list[tuple[str, str]]
+        ) -> tuple[bytes, bool]:
+            """Pass a streamed answer on as it comes, chunked; return what came and whether the client left early."""
+            self._first_byte = None
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            seen = bytearray()
+            while True:
+                piece = resp.read1(65536)
+                if not piece:
+                    break
+                if self._first_byte is None:
+                    self._first_byte = time.monotonic()
+                seen += piece
+                try:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                except OSError:
+                    return bytes(seen), True
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            return bytes(seen), False
 
         def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
             try:
