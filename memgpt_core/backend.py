@@ -130,6 +130,16 @@ class Backend(abc.ABC):
             timeout=self.timeout if timeout is None else timeout,
         )
 
+    def request_lines(self, method: str, path: str, body: Any = None) -> Iterator[str]:
+        """One streamed call to this backend's server: ``endpoint + path``, with its name, API key and timeout (the
+        longest silence allowed), yielding the answer's lines as they arrive (``memgpt_core.http.stream_lines``:
+        nothing is sent before the first ``next()``; failures as ``request`` names them)."""
+        from memgpt_core.http import stream_lines
+
+        return stream_lines(
+            method, self.endpoint + path, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout
+        )
+
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:
         """Run one completion. Raise a ``BackendError`` subclass, never a library's own exception."""

@@ -9,8 +9,6 @@ the model's place; the agent code and the request it builds are real).
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from memgpt_core.agent.defaults import DEFAULT_SAMPLING
 from memgpt_core.agent.testing import ScriptedBackend, call_text, make_agent
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llama_answers import final_object  # tests/llama_answers.py
+from llama_answers import record_completions  # tests/llama_answers.py
 
 REPLY = call_text("send_message", "Say hi.", message="Hello!")
 
@@ -31,29 +29,7 @@ REPLY = call_text("send_message", "Say hi.", message="Hello!")
 @pytest.fixture
 def server_answers(httpserver, llama_server):
     """A pass-through in front of the real llama-server that keeps each /completion body and its answer."""
-    import requests
-    from werkzeug import Request, Response
-
-    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    session = requests.Session()
-    session.trust_env = False
-
-    def forward(request: Request) -> Response:
-        answer = session.request(
-            request.method,
-            llama_server.url + request.path,
-            data=request.get_data(),
-            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-            timeout=300,
-        )
-        if request.path == "/completion":
-            seen.append(
-                (json.loads(request.get_data()), final_object(answer.content, answer.headers.get("Content-Type")))
-            )
-        return Response(answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
-
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(forward)
-    return httpserver.url_for("").rstrip("/"), seen
+    return record_completions(httpserver, llama_server.url)
 
 
 def real_agent(store, url: str, **settings: Any) -> Any:

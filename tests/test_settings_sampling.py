@@ -7,7 +7,6 @@ echoing what it used (``generation_settings``), and the real KoboldCpp by behavi
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from memgpt_core.models import CompletionRequest
 from memgpt_core.storage import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llama_answers import final_object  # tests/llama_answers.py
+from llama_answers import record_completions  # tests/llama_answers.py
 
 EVERYTHING = {
     "temperature": 0.3,
@@ -133,31 +132,7 @@ def test_check_reads_text_and_other_names():
 @pytest.fixture
 def recording_proxy(httpserver, llama_server):
     """A pass-through in front of the real llama-server that keeps each /completion body and answer."""
-    import requests
-    from werkzeug import Request, Response
-
-    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    session = requests.Session()
-    session.trust_env = False
-
-    def forward(request: Request) -> Response:
-        answer = session.request(
-            request.method,
-            llama_server.url + request.path,
-            data=request.get_data(),
-            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-            timeout=120,
-        )
-        if request.path == "/completion":
-            seen.append(
-                (json.loads(request.get_data()), final_object(answer.content, answer.headers.get("Content-Type")))
-            )
-        return Response(answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
-
-    import re
-
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(forward)
-    return httpserver.url_for("").rstrip("/"), seen
+    return record_completions(httpserver, llama_server.url)
 
 
 def test_the_llamacpp_backend_sends_every_setting_and_llama_server_uses_it(recording_proxy):

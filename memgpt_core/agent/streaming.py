@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from memgpt_core import forcing
 from memgpt_core.agent.events import Event
 from memgpt_core.agent.requests import ask, ask_streaming
 
@@ -43,42 +43,27 @@ NAME_CHARS = 32
 """The longest function name looked for: the grammar is followed after every piece until the text is this long."""
 
 
-@dataclass(frozen=True)
-class Forced:
-    text: str
-    grammar: str
-
-
 @functools.lru_cache(maxsize=64)
-def forced_opening(grammar_text: str) -> Forced | None:
+def forced_opening(grammar_text: str) -> forcing.Forced | None:
     """The text every call the GBNF grammar admits starts with, and the grammar of the rest; None when nothing is
     forced or the grammar cannot be read for it (then the call is generated whole, as before)."""
-    from memgpt_core import forcing
-
     try:
         result = forcing.forced_prefix(grammar_text)
     except Exception:  # a grammar the analysis does not cover is sent as it is: forcing is only an optimisation
         return None
-    if not result.text:
-        return None
-    return Forced(result.text, result.grammar)
+    return result if result.text else None
 
 
 @functools.lru_cache(maxsize=256)
-def forced_after(grammar_text: str, written: str) -> Forced | None:
+def forced_after(grammar_text: str, written: str) -> forcing.Forced | None:
     """The forced run after ``written`` (text the model wrote under ``grammar_text``), with the grammar of the rest:
     its ``text`` is '' when the grammar leaves a choice there. None when the grammar cannot be followed exactly
     through ``written`` (it ran into a free value), which stays so for any longer text."""
-    from memgpt_core import forcing
-
     try:
         rest = forcing.advance(grammar_text, written)
-        if rest is None:
-            return None
-        result = forcing.forced_prefix(rest)
+        return None if rest is None else forcing.forced_prefix(rest)
     except Exception:
         return None
-    return Forced(result.text, result.grammar)
 
 
 class PartialCall:
@@ -172,7 +157,7 @@ def generate(
             can_jump = forcing and grammar is not None and grammar.format == "gbnf" and jumps < MAX_JUMPS
             text = ""
             count = 0
-            jump: Forced | None = None
+            jump: forcing.Forced | None = None
             pieces = ask_streaming(backend, this)
             try:
                 for delta in pieces:

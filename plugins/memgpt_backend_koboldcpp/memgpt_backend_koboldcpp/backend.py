@@ -111,7 +111,7 @@ class KoboldCppBackend(Backend):
         """
         body, prompt_tokens = self._generate_body(request)
         url = self.endpoint + _STREAM_PATH
-        stream = self._retry_busy(lambda: self._open_stream(body, url))
+        stream = self._retry_busy(lambda: self._open_stream(body))
         text, sent, cut, finish = "", 0, None, None
         try:
             for event in stream:
@@ -194,15 +194,12 @@ class KoboldCppBackend(Backend):
             )
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens)
 
-    def _open_stream(self, body: dict[str, Any], url: str) -> Iterator[Any]:
+    def _open_stream(self, body: dict[str, Any]) -> Iterator[Any]:
         """Send the streamed generate and wait for its first event, so that a refusal (busy, password) is raised
         here, where ``_retry_busy`` sees it; returns the events, the first one included."""
-        from memgpt_core.http import stream_lines
         from memgpt_core.sse import events
 
-        stream = events(
-            stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
-        )
+        stream = events(self.request_lines("POST", _STREAM_PATH, body))
         try:
             first = next(stream, None)
         except BaseException:

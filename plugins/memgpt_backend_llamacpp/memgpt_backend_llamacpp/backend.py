@@ -120,10 +120,9 @@ class LlamaCppBackend(Backend):
     def _stream_objects(self, body: dict[str, Any], url: str) -> Generator[dict[str, Any], None, None]:
         """The JSON objects of a streamed ``/completion``, in order. An HTTP error before the stream, or an error
         object inside it, is raised as ``complete`` would raise it (``_translate``)."""
-        from memgpt_core.http import stream_lines
         from memgpt_core.sse import events
 
-        lines = stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        lines = self.request_lines("POST", "/completion", body)
         stream = events(lines, lone_fields=("error",))
         try:
             while True:

@@ -101,18 +101,9 @@ class LMStudioBackend(Backend):
         """The same request as ``complete``, to the same route, streamed with ``stream_options.include_usage``.
         LM Studio's errors, before the stream or in it, are read as ``complete`` reads them (an overflow is
         ContextOverflowError, no model loaded says to load one)."""
-        from memgpt_core.http import stream_lines
-
         path, body = self._body(request)
         url = self.endpoint + path
-        lines = stream_lines(
-            "POST",
-            url,
-            backend=self.name,
-            json=stream_body(body, include_usage=True),
-            api_key=self.api_key,
-            timeout=self.timeout,
-        )
+        lines = self.request_lines("POST", path, stream_body(body, include_usage=True))
         deltas = read_stream(
             lines, url, server="LM Studio", fix=_CHECK_URL, on_error=lambda said: _explain(said.message, url, None)
         )

@@ -166,12 +166,10 @@ class OllamaBackend(Backend):
         (``done: true``) read as ``complete`` reads its one answer. A stream that ends without that line, a line that
         is not a JSON object with a ``response`` text, or an ``{"error"}`` line raises a BackendError naming the URL
         (an error Ollama sends mid-stream is read as the same error in an HTTP answer would be)."""
-        from memgpt_core.http import stream_lines
-
         body, prompt_tokens = self._body(request)
         body["stream"] = True
         url = self.endpoint + "/api/generate"
-        lines = stream_lines("POST", url, backend=self.name, json=body, api_key=self.api_key, timeout=self.timeout)
+        lines = self.request_lines("POST", "/api/generate", body)
         pieces: list[str] = []
         last: dict[str, Any] | None = None
         try:

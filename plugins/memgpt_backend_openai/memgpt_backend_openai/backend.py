@@ -223,19 +223,10 @@ class OpenAICompatibleBackend(Backend):
 
         Errors: an HTTP error before the stream is what ``complete`` raises for it; an error the server sends
         mid-stream is read the same way (an overflow is ContextOverflowError), else BackendResponseError."""
-        from memgpt_core.http import stream_lines
-
         body = self._body(request)
         known = self.dialect() in (LLAMA_CPP, VLLM)
         url = self.endpoint + "/v1/completions"
-        lines = stream_lines(
-            "POST",
-            url,
-            backend=self.name,
-            json=stream_body(body, include_usage=known),
-            api_key=self.api_key,
-            timeout=self.timeout,
-        )
+        lines = self.request_lines("POST", "/v1/completions", stream_body(body, include_usage=known))
         deltas = read_stream(
             lines,
             url,

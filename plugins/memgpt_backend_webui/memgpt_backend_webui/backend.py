@@ -177,18 +177,9 @@ class WebUIBackend(_WebUIBase):
         older versions put ``usage`` in the last chunk anyway). The stream is whole once a finish reason came, since
         only versions from March 2026 send ``[DONE]``. A stream that breaks off from a server with no model loaded is
         told as that."""
-        from memgpt_core.http import stream_lines
-
         body, prompt_tokens = self._body(request)
         url = self.endpoint + "/v1/completions"
-        lines = stream_lines(
-            "POST",
-            url,
-            backend=self.name,
-            json=stream_body(body, include_usage=True),
-            api_key=self.api_key,
-            timeout=self.timeout,
-        )
+        lines = self.request_lines("POST", "/v1/completions", stream_body(body, include_usage=True))
         deltas = read_stream(lines, url, server="text-generation-webui", prompt_tokens=prompt_tokens, needs_done=False)
         try:
             for delta in deltas:
