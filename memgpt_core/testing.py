@@ -188,11 +188,20 @@ def assert_light_import(module: str) -> None:
     )
 
 
-def _stream_request(max_tokens: int) -> Any:
-    """A request whose answer runs to ``max_tokens`` (the end-of-text token banned), for the streaming checks."""
+_LONG_PROMPT = "Write out every number from one to one hundred in words, separated by commas."
+"""A prompt whose answer is long both as raw text and as a chat route's user message, for the checks that need an
+answer to reach its token cap."""
+
+
+def _long_request(max_tokens: int) -> Any:
+    """A request whose answer runs to ``max_tokens``: the end-of-text token banned where the server can ban it, and
+    greedy at a fixed seed where it cannot (LM Studio, Ollama), so that a chat model's short answer is not left to
+    chance."""
     from memgpt_core.models import CompletionRequest
 
-    return CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=max_tokens, ban_eos=True)
+    return CompletionRequest(
+        prompt=_LONG_PROMPT, max_tokens=max_tokens, ban_eos=True, sampling={"temperature": 0, "seed": 1}
+    )
 
 
 def closed_port() -> int:
@@ -312,12 +321,8 @@ class BackendConformance:
             assert 0 <= done.completion_tokens <= 4
 
     def test_live_token_cap_is_reported_as_length(self, live_backend: Backend) -> None:
-        from memgpt_core.models import CompletionRequest
-
-        done = live_backend.complete(
-            CompletionRequest(prompt="Count from one to fifty: one, two,", max_tokens=3, ban_eos=True)
-        )
-        assert done.finish_reason == "length"
+        done = live_backend.complete(_long_request(3))
+        assert done.finish_reason == "length", f"3 tokens were asked for and the answer was cut there: {done.text!r}"
 
     def test_live_token_count_and_context(self, live_backend: Backend) -> None:
         caps = self.backend_class.capabilities
@@ -361,7 +366,7 @@ class BackendConformance:
 
         if not self.backend_class.capabilities.streaming:
             pytest.skip("this backend declares no streaming capability")
-        pieces = list(live_backend.stream(_stream_request(self.stream_max_tokens)))
+        pieces = list(live_backend.stream(_long_request(self.stream_max_tokens)))
         assert pieces and all(isinstance(piece, Delta) for piece in pieces), "stream must yield Delta pieces"
         with_text = [piece for piece in pieces if piece.text]
         assert len(with_text) > 1, (
@@ -380,7 +385,7 @@ class BackendConformance:
 
         if not self.backend_class.capabilities.streaming:
             pytest.skip("this backend declares no streaming capability")
-        stream = live_backend.stream(_stream_request(self.stream_max_tokens))
+        stream = live_backend.stream(_long_request(self.stream_max_tokens))
         first = next(stream)
         assert first.completion is None, "the first of many pieces must not carry the completion yet"
         stream.close()

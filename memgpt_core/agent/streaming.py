@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 MIN_JUMP = 16
 """The shortest forced run worth a new request mid-call. A new request took a median 0.33 s before its first token
 on SmolLM2 here (the cancelled generation ends, the prompt is read again from where the server's cached tokens and
-the re-sent text part, then the first token; measured through the benchmark proxy, docs/benchmarks.md); under a grammar the model writes JSON punctuation
-and keys in one- and two-character tokens, so a run of 16 characters or more (the rest of a function name and the
-opening of its params, 33 characters or more) saves more than that, and the 15 characters of ``", "message": "``
-after the inner thoughts do not."""
+the re-sent text part, then the first token; measured through the benchmark proxy, docs/benchmarks.md); under a
+grammar the model writes JSON punctuation and keys in one- and two-character tokens, so a run of 16 characters or
+more (the rest of a function name and the opening of its params, 33 characters or more) saves more than that, and
+the 15 characters of ``", "message": "`` after the inner thoughts do not."""
 MAX_JUMPS = 2
 NAME_CHARS = 32
 """The longest function name looked for: the grammar is followed after every piece until the text is this long."""
