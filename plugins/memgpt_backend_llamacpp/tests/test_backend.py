@@ -144,8 +144,12 @@ def test_prompt_cache_evaluates_only_the_new_suffix(backend):
     # A long shared prefix, like an agent's system prompt and memory; then two different last turns.
     prefix = chatml(" ".join(f"Fact {i}: the sky over town {i} was clear." for i in range(60)))
     key = "test-prompt-cache-agent"
-    first = backend.complete(CompletionRequest(prompt=prefix + "Fine.", max_tokens=2, cache_key=key))
-    second = backend.complete(CompletionRequest(prompt=prefix + "Good, thanks.", max_tokens=2, cache_key=key))
+    # End-of-text banned: an assistant turn that already reads "Fine." may end at once, and an empty answer is an
+    # error; what is checked here is the prompt's evaluation, not the answer.
+    first = backend.complete(CompletionRequest(prompt=prefix + "Fine.", max_tokens=2, cache_key=key, ban_eos=True))
+    second = backend.complete(
+        CompletionRequest(prompt=prefix + "Good, thanks.", max_tokens=2, cache_key=key, ban_eos=True)
+    )
     assert first.prompt_tokens and first.prompt_tokens > 500
     assert second.timings is not None and second.timings.prompt_n is not None
     # Only the new tail (a few tokens) is evaluated; the prefix comes from the slot's cache.
