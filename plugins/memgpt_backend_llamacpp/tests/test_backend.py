@@ -9,31 +9,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from llamacpp_prompts import CALL_GBNF, chatml
 from memgpt_backend_llamacpp import LlamaCppBackend
 
 from memgpt_core import plugins
 from memgpt_core.errors import BackendResponseError
 from memgpt_core.models import Completion, CompletionRequest, Grammar
 from memgpt_core.testing import BackendConformance
-
-CHATML = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-
-# A tiny function-call grammar written for these tests: {"function": "<name>", "message": "<letters>"}.
-CALL_GBNF = r"""
-root    ::= "{" ws "\"function\":" ws name "," ws "\"message\":" ws text ws "}"
-name    ::= "\"send_message\"" | "\"core_memory_append\""
-text    ::= "\"" [a-zA-Z ,.!]{1,40} "\""
-ws      ::= [ ]?
-"""
-
-
-def chatml(user: str, system: str = "You are a helpful assistant.") -> str:
-    return CHATML.format(system=system, user=user)
-
-
-@pytest.fixture
-def backend(llama_server) -> LlamaCppBackend:
-    return LlamaCppBackend(llama_server.url, timeout=120)
 
 
 def test_registered():

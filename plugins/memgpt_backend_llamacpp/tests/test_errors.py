@@ -37,11 +37,6 @@ def assert_for_the_user(err: MemGPTError, url: str) -> None:
     assert "Traceback" not in str(err) and "HTTPConnectionPool" not in str(err)
 
 
-@pytest.fixture
-def backend(llama_server) -> LlamaCppBackend:
-    return LlamaCppBackend(llama_server.url, timeout=120)
-
-
 def test_nothing_listening():
     url = f"http://127.0.0.1:{closed_port()}"
     with pytest.raises(BackendUnavailableError) as info:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from llamacpp_prompts import CALL_GBNF, chatml
 from memgpt_backend_llamacpp import LlamaCppBackend
 
 from memgpt_core.backend import Delta
@@ -31,24 +32,6 @@ from memgpt_core.errors import (
     EmptyCompletionError,
 )
 from memgpt_core.models import CompletionRequest, Grammar
-
-CHATML = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-CALL_GBNF = r"""
-root    ::= "{" ws "\"function\":" ws name "," ws "\"message\":" ws text ws "}"
-name    ::= "\"send_message\"" | "\"core_memory_append\""
-text    ::= "\"" [a-zA-Z ,.!]{1,40} "\""
-ws      ::= [ ]?
-"""
-
-
-def chatml(user: str, system: str = "You are a helpful assistant.") -> str:
-    return CHATML.format(system=system, user=user)
-
-
-@pytest.fixture
-def backend(llama_server) -> LlamaCppBackend:
-    return LlamaCppBackend(llama_server.url, timeout=120)
-
 
 # -- the real llama-server ------------------------------------------------------------------------------------------
 
