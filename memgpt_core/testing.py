@@ -322,7 +322,9 @@ class BackendConformance:
 
     def test_live_token_cap_is_reported_as_length(self, live_backend: Backend) -> None:
         done = live_backend.complete(_long_request(3))
-        assert done.finish_reason == "length", f"3 tokens were asked for and the answer was cut there: {done.text!r}"
+        assert done.finish_reason == "length", (
+            f"an answer cut at the 3-token cap must be reported as 'length', not {done.finish_reason!r}: {done.text!r}"
+        )
 
     def test_live_token_count_and_context(self, live_backend: Backend) -> None:
         caps = self.backend_class.capabilities
