@@ -60,24 +60,21 @@ def main() -> int:
     messages = json.loads(MESSAGES.read_text())
     results: dict[tuple[str, str], list[tuple[int, int, float, bool]]] = {}
     try:
-        backend = LlamaCppBackend(url)
-        requests_seen = 0
-        original = backend.stream
 
-        def counted(request):  # type: ignore[no-untyped-def]
-            nonlocal requests_seen
-            requests_seen += 1
-            return original(request)
+        class CountingBackend(LlamaCppBackend):
+            """The llamacpp backend, counting the requests it sends (a jump is a second one)."""
 
-        backend.stream = counted  # type: ignore[method-assign]
-        original_complete = backend.complete
+            sent = 0
 
-        def counted_complete(request):  # type: ignore[no-untyped-def]
-            nonlocal requests_seen
-            requests_seen += 1
-            return original_complete(request)
+            def complete(self, request):  # type: ignore[no-untyped-def]
+                self.sent += 1
+                return super().complete(request)
 
-        backend.complete = counted_complete  # type: ignore[method-assign]
+            def stream(self, request):  # type: ignore[no-untyped-def]
+                self.sent += 1
+                return super().stream(request)
+
+        backend = CountingBackend(url)
         with tempfile.TemporaryDirectory() as scratch, Store(f"{scratch}/agents.db") as store:
             record = store.create_agent(
                 "bench", persona=load_block_text("persona", None), human=load_block_text("human", None)
@@ -103,7 +100,7 @@ def main() -> int:
                         names = list(MODES)
                         for mode in names[index % 3 :] + names[: index % 3]:
                             forcing, stream = MODES[mode]
-                            before = requests_seen
+                            before = backend.sent
                             started = time.perf_counter()
                             done, _ = generate(backend, request, forcing=forcing, stream=stream)
                             seconds = time.perf_counter() - started
@@ -114,7 +111,7 @@ def main() -> int:
                                 readable = False
                             tokens = int(done.completion_tokens or 0)
                             results.setdefault((step, mode), []).append(
-                                (tokens, requests_seen - before, seconds, readable)
+                                (tokens, backend.sent - before, seconds, readable)
                             )
     finally:
         if server is not None:
